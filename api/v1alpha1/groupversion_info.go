@@ -1,0 +1,24 @@
+// Package v1alpha1 holds poolguard's public API: the IPPool, the contract
+// between the security team that owns address ranges, the admission webhook
+// that enforces who may use them, and the allocator that hands out their
+// addresses.
+//
+// +kubebuilder:object:generate=true
+// +groupName=ipam.poolguard.dev
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the API group and version of poolguard's resources.
+	GroupVersion = schema.GroupVersion{Group: "ipam.poolguard.dev", Version: "v1alpha1"}
+
+	// SchemeBuilder registers the types of this package with a scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds the types of this package to a scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)

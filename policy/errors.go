@@ -1,0 +1,64 @@
+package policy
+
+import "errors"
+
+// Sentinel errors of the policy. Callers wrap them with detail and map them
+// to admission statuses or CNI error codes only at the edge.
+var (
+	// ErrMalformed: the annotation is not a JSON list of unique, non-empty
+	// pool names or CIDRs of a sane size.
+	ErrMalformed = errors.New("malformed pool list")
+	// ErrUnknownPool: a named pool does not exist.
+	ErrUnknownPool = errors.New("unknown pool")
+	// ErrWrongFamily: an IPv6 pool under ipv4pools or the reverse.
+	ErrWrongFamily = errors.New("wrong address family")
+	// ErrDisabledPool: the pool is disabled or being deleted.
+	ErrDisabledPool = errors.New("pool disabled")
+	// ErrForbiddenPool: the pool's namespaceSelector does not select the
+	// namespace, or the pool does not serve workloads.
+	ErrForbiddenPool = errors.New("pool not allowed for namespace")
+	// ErrNodeNotAllowed: the pool's nodeSelector does not select the node.
+	ErrNodeNotAllowed = errors.New("pool not allowed on node")
+	// ErrImmutable: an update touched a frozen annotation.
+	ErrImmutable = errors.New("frozen annotation changed")
+	// ErrNotFrozen: a pod reached validation without a trustworthy
+	// provenance annotation.
+	ErrNotFrozen = errors.New("pod not frozen")
+	// ErrInvalidPool: an IPPool's spec is invalid.
+	ErrInvalidPool = errors.New("invalid pool")
+	// ErrOverlap: an IPPool's CIDR overlaps another pool's.
+	ErrOverlap = errors.New("pool overlaps another pool")
+	// ErrPoolInUse: the change needs the pool to have no allocations.
+	ErrPoolInUse = errors.New("pool in use")
+)
+
+// Reason returns a short, stable label for an error: the metric and event
+// vocabulary. Unknown errors are "internal".
+func Reason(err error) string {
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	if err == nil {
+		return "none"
+	}
+	return "internal"
+}
+
+var reasons = []struct {
+	err    error
+	reason string
+}{
+	{ErrMalformed, "malformed"},
+	{ErrUnknownPool, "unknown_pool"},
+	{ErrWrongFamily, "wrong_family"},
+	{ErrDisabledPool, "disabled_pool"},
+	{ErrForbiddenPool, "forbidden_pool"},
+	{ErrNodeNotAllowed, "node_not_allowed"},
+	{ErrImmutable, "immutable"},
+	{ErrNotFrozen, "not_frozen"},
+	{ErrInvalidPool, "invalid_pool"},
+	{ErrOverlap, "overlap"},
+	{ErrPoolInUse, "pool_in_use"},
+}

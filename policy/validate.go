@@ -1,0 +1,174 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Violation is one thing wrong with a pool annotation. Err wraps one of the
+// sentinel errors; Warning violations are reported but do not deny.
+type Violation struct {
+	// Key is the annotation key.
+	Key string
+	// Value is the annotation's value as it was checked.
+	Value string
+	// Source says where the value came from (pod or namespace).
+	Source Source
+	// Namespace is the namespace the value was copied from, when Source is
+	// SourceNamespace.
+	Namespace string
+	// Err says what is wrong; it wraps a sentinel error.
+	Err error
+	// Warning marks violations that are reported but allowed.
+	Warning bool
+}
+
+// Error renders the violation for a person: key, value, where it came from,
+// and why.
+func (v Violation) Error() string {
+	from := ""
+	if v.Source == SourceNamespace {
+		from = fmt.Sprintf(" (copied from namespace %q)", v.Namespace)
+	}
+	return fmt.Sprintf("annotation %s=%s%s: %v", v.Key, v.Value, from, v.Err)
+}
+
+// Unwrap returns the underlying error so errors.Is finds the sentinel.
+func (v Violation) Unwrap() error { return v.Err }
+
+// Subject says who a list is checked for.
+type Subject struct {
+	// Namespace is the namespace whose pods would draw from the pools.
+	Namespace Namespace
+	// NodeLabels are the labels of the node the pod is bound to, or nil
+	// when it is not bound yet (node selectors are then checked by the
+	// allocator on the node).
+	NodeLabels map[string]string
+	// DisabledIsWarning turns disabled pools into warnings: a namespace
+	// default may name a pool that is disabled for now.
+	DisabledIsWarning bool
+}
+
+// CheckList checks one pool annotation value against the pools: parsed,
+// every pool known, of the family of the key, enabled, and allowed for the
+// namespace (and node, when known). It returns every violation, not just the
+// first, so one round trip tells a person everything to fix.
+func CheckList(fam Family, value string, subject Subject, pools *Index) []Violation {
+	key := fam.AnnotationKey()
+	viol := func(err error) Violation {
+		return Violation{Key: key, Value: value, Err: err}
+	}
+	refs, err := ParsePoolList(value)
+	if err != nil {
+		return []Violation{viol(err)}
+	}
+	var out []Violation
+	nsLabels := labels.Set(subject.Namespace.SelectorLabels())
+	seen := make(map[string]string, len(refs))
+	for _, ref := range refs {
+		p, ok := pools.Lookup(ref)
+		if !ok {
+			out = append(out, viol(fmt.Errorf("%w: pool %q does not exist", ErrUnknownPool, ref)))
+			continue
+		}
+		if prev, dup := seen[p.Name]; dup {
+			out = append(out, viol(fmt.Errorf("%w: %q and %q are the same pool", ErrMalformed, prev, ref)))
+			continue
+		}
+		seen[p.Name] = ref
+		if p.Family() != fam {
+			out = append(out, viol(fmt.Errorf("%w: pool %q (%s) is %s, but %s takes %s pools", ErrWrongFamily, p.Name, p.CIDR, p.Family(), key, fam)))
+			continue
+		}
+		if p.NotForWorkloads {
+			out = append(out, viol(fmt.Errorf("%w: pool %q does not serve workloads", ErrForbiddenPool, p.Name)))
+			continue
+		}
+		if !p.AllowsNamespace(nsLabels) {
+			out = append(out, viol(fmt.Errorf("%w: pool %q does not allow namespace %q (its namespaceSelector is %q)", ErrForbiddenPool, p.Name, subject.Namespace.Name, p.NamespaceSelector)))
+			continue
+		}
+		if subject.NodeLabels != nil && !p.AllowsNode(subject.NodeLabels) {
+			out = append(out, viol(fmt.Errorf("%w: pool %q does not allow the pod's node (its nodeSelector is %q)", ErrNodeNotAllowed, p.Name, p.NodeSelector)))
+			continue
+		}
+		if p.Disabled || p.Terminating {
+			why := "disabled"
+			if p.Terminating {
+				why = "being deleted"
+			}
+			v := viol(fmt.Errorf("%w: pool %q is %s and hands out no new addresses", ErrDisabledPool, p.Name, why))
+			v.Warning = subject.DisabledIsWarning
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// CheckPod checks a frozen pod's pool annotations. Lists copied from the
+// namespace are checked too: the namespace may have been annotated before
+// poolguard was installed, or a pool may have changed since.
+func CheckPod(frozen Frozen, subject Subject, pools *Index) []Violation {
+	var out []Violation
+	for _, fam := range Families {
+		v := frozen.Value(fam)
+		if v == nil {
+			continue
+		}
+		for _, viol := range CheckList(fam, *v, subject, pools) {
+			viol.Source = frozen.Provenance.For(fam)
+			if viol.Source == SourceNamespace {
+				viol.Namespace = subject.Namespace.Name
+			}
+			out = append(out, viol)
+		}
+	}
+	return out
+}
+
+// CheckNamespace checks a namespace's default pool annotations. Disabled
+// pools are warnings: a namespace may keep naming a pool that is disabled
+// for a while, but its new pods will be refused.
+func CheckNamespace(ns Namespace, pools *Index) []Violation {
+	subject := Subject{Namespace: ns, DisabledIsWarning: true}
+	var out []Violation
+	for _, fam := range Families {
+		v, ok := ns.Annotations[fam.AnnotationKey()]
+		if !ok {
+			continue
+		}
+		for _, viol := range CheckList(fam, v, subject, pools) {
+			viol.Source = SourceNamespace
+			viol.Namespace = ns.Name
+			out = append(out, viol)
+		}
+	}
+	return out
+}
+
+// Split separates denying violations from warnings.
+func Split(vs []Violation) (deny, warn []Violation) {
+	for _, v := range vs {
+		if v.Warning {
+			warn = append(warn, v)
+		} else {
+			deny = append(deny, v)
+		}
+	}
+	return deny, warn
+}
+
+// Join combines violations into one error that still matches each
+// sentinel with errors.Is; nil when there are none.
+func Join(vs []Violation) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	errs := make([]error, len(vs))
+	for i, v := range vs {
+		errs[i] = v
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,78 @@
+// Package pools adapts the IPPool resources of each mode (poolguard's own,
+// later Calico's) to the one pool model the policy works on, and serves
+// them from an informer cache so that admission makes no API call.
+package pools
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/policy"
+)
+
+// Source returns a snapshot of the pools the policy checks against.
+type Source interface {
+	Snapshot(ctx context.Context) (*policy.Index, error)
+}
+
+// FromIPPool converts poolguard's IPPool to the policy's pool model. It
+// fails on a pool that could never have passed validation (a bad CIDR or
+// selector): such a pool is left out of the index, so naming it reads as
+// unknown rather than as allowed.
+func FromIPPool(p *v1alpha1.IPPool) (policy.Pool, error) {
+	cidr, err := policy.ParsePoolCIDR(p.Spec.CIDR)
+	if err != nil {
+		return policy.Pool{}, err
+	}
+	nsSel, err := selector(p.Spec.NamespaceSelector)
+	if err != nil {
+		return policy.Pool{}, fmt.Errorf("%w: namespaceSelector: %v", policy.ErrInvalidPool, err)
+	}
+	nodeSel, err := selector(p.Spec.NodeSelector)
+	if err != nil {
+		return policy.Pool{}, fmt.Errorf("%w: nodeSelector: %v", policy.ErrInvalidPool, err)
+	}
+	return policy.Pool{
+		Name:              p.Name,
+		CIDR:              cidr,
+		Disabled:          p.Spec.Disabled,
+		Terminating:       p.DeletionTimestamp != nil,
+		Manual:            p.Spec.AssignmentMode == v1alpha1.AssignmentManual,
+		NamespaceSelector: nsSel,
+		NodeSelector:      nodeSel,
+	}, nil
+}
+
+// selector converts a label selector; nil or empty selects everything and
+// is returned as nil so that the policy can say "every namespace".
+func selector(s *metav1.LabelSelector) (labels.Selector, error) {
+	if s == nil || (len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0) {
+		return nil, nil
+	}
+	return metav1.LabelSelectorAsSelector(s)
+}
+
+// Native serves poolguard's IPPools from a (cached) reader.
+type Native struct {
+	Reader client.Reader
+}
+
+// Snapshot lists the IPPools and indexes them.
+func (n Native) Snapshot(ctx context.Context) (*policy.Index, error) {
+	var list v1alpha1.IPPoolList
+	if err := n.Reader.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing IPPools: %w", err)
+	}
+	out := make([]policy.Pool, 0, len(list.Items))
+	for i := range list.Items {
+		if p, err := FromIPPool(&list.Items[i]); err == nil {
+			out = append(out, p)
+		}
+	}
+	return policy.NewIndex(out), nil
+}

@@ -1,0 +1,201 @@
+// Package harness starts poolguard's local control plane for tests, benchmarks
+// and the demo: a real kube-apiserver and etcd built into bin/ by the
+// Makefile, poolguard's CRDs, and optionally the webhook served over TLS and
+// registered through real webhook configurations.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"poolguard.dev/poolguard/webhook"
+)
+
+// Names used for the webhook's configurations and its (notional) Service.
+const (
+	WebhookName      = "poolguard"
+	ServiceName      = "poolguard-webhook"
+	ServiceNamespace = "poolguard-system"
+)
+
+// RepoRoot returns the repository's root directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// BinDir is where the Makefile builds the pinned tools.
+func BinDir() string { return filepath.Join(RepoRoot(), "bin") }
+
+// CRDDir holds poolguard's CRDs.
+func CRDDir() string { return filepath.Join(RepoRoot(), "charts", "poolguard", "crds") }
+
+// Options say what to start.
+type Options struct {
+	// Webhook starts poolguard's admission webhook in-process and registers
+	// it; otherwise only the control plane and the CRDs start.
+	Webhook bool
+	// Enforcement is passed to the webhook.
+	Enforcement webhook.Enforcement
+	// ExtraCRDDirs are installed with poolguard's CRDs.
+	ExtraCRDDirs []string
+}
+
+// Env is a running local control plane.
+type Env struct {
+	// Config reaches the API server as an admin.
+	Config *rest.Config
+	// Client is a client with poolguard's scheme.
+	Client client.Client
+	// Env is the envtest environment.
+	Env *envtest.Environment
+	// CertDir is the webhook's serving certificate directory (tls.crt,
+	// tls.key), as the chart mounts it.
+	CertDir string
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// checkBinaries fails with the command to run when the tools are missing.
+func checkBinaries() error {
+	for _, b := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(BinDir(), b)); err != nil {
+			return fmt.Errorf("%s not found in %s: run 'make tools' (or 'make test', which builds it) first", b, BinDir())
+		}
+	}
+	return nil
+}
+
+// Start starts the control plane and, when asked, the webhook. Call Stop,
+// even when a test fails.
+func Start(o Options) (*Env, error) {
+	if err := checkBinaries(); err != nil {
+		return nil, err
+	}
+	scheme, err := webhook.NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	te := &envtest.Environment{
+		BinaryAssetsDirectory: BinDir(),
+		CRDDirectoryPaths:     append([]string{CRDDir()}, o.ExtraCRDDirs...),
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	if o.Webhook {
+		mutating, validating := webhook.Configurations(webhook.ConfigOptions{
+			Name:               WebhookName,
+			ServiceName:        ServiceName,
+			ServiceNamespace:   ServiceNamespace,
+			ExcludedNamespaces: []string{"kube-system", ServiceNamespace},
+		})
+		// envtest turns each Service reference into https://host:port/<path>;
+		// it adds the slash itself.
+		for i := range mutating.Webhooks {
+			trimSlash(mutating.Webhooks[i].ClientConfig.Service.Path)
+		}
+		for i := range validating.Webhooks {
+			trimSlash(validating.Webhooks[i].ClientConfig.Service.Path)
+		}
+		te.WebhookInstallOptions = envtest.WebhookInstallOptions{
+			LocalServingHost:   "127.0.0.1",
+			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{mutating},
+			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{validating},
+		}
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", BinDir(), err)
+	}
+	env := &Env{Config: cfg, Env: te}
+	env.Client, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		_ = te.Stop()
+		return nil, err
+	}
+	if !o.Webhook {
+		return env, nil
+	}
+	wio := &te.WebhookInstallOptions
+	env.CertDir = wio.LocalServingCertDir
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "127.0.0.1:0",
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Host:    wio.LocalServingHost,
+			Port:    wio.LocalServingPort,
+			CertDir: wio.LocalServingCertDir,
+		}),
+	})
+	if err != nil {
+		_ = te.Stop()
+		return nil, err
+	}
+	if err := webhook.Setup(mgr, webhook.Options{Enforcement: o.Enforcement}); err != nil {
+		_ = te.Stop()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	env.cancel = cancel
+	env.done = make(chan error, 1)
+	go func() { env.done <- mgr.Start(ctx) }()
+	if err := waitServing(net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort)), 30*time.Second); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		_ = env.Stop()
+		return nil, errors.New("webhook informers did not sync")
+	}
+	return env, nil
+}
+
+func trimSlash(p *string) { *p = strings.TrimPrefix(*p, "/") }
+
+// waitServing waits until the webhook's TLS port accepts connections.
+func waitServing(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webhook did not listen on %s within %s: %w", addr, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop stops the webhook and the control plane.
+func (e *Env) Stop() error {
+	var errs []error
+	if e.cancel != nil {
+		e.cancel()
+		if err := <-e.done; err != nil {
+			errs = append(errs, fmt.Errorf("webhook: %w", err))
+		}
+	}
+	if err := e.Env.Stop(); err != nil {
+		errs = append(errs, fmt.Errorf("control plane: %w", err))
+	}
+	return errors.Join(errs...)
+}

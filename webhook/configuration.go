@@ -1,0 +1,206 @@
+package webhook
+
+import (
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/policy"
+)
+
+// Paths the webhook server serves.
+const (
+	PathMutatePod         = "/mutate-pod"
+	PathValidatePod       = "/validate-pod"
+	PathValidateNamespace = "/validate-namespace"
+	PathMutateIPPool      = "/mutate-ippool"
+	PathValidateIPPool    = "/validate-ippool"
+)
+
+// ConfigOptions shape the webhook configurations.
+type ConfigOptions struct {
+	// Name prefixes the configuration objects' names.
+	Name string
+	// ServiceName and ServiceNamespace locate the webhook's Service.
+	ServiceName, ServiceNamespace string
+	// ServicePort is the Service's port; 443 when zero.
+	ServicePort int32
+	// CABundle is the CA that signed the serving certificate; empty when
+	// cert-manager's CA injector fills it in.
+	CABundle []byte
+	// ExcludedNamespaces are never sent to the webhook, so that the cluster
+	// can heal itself (kube-system) and poolguard can restart (its own
+	// namespace) even when the webhook is down.
+	ExcludedNamespaces []string
+	// TimeoutSeconds bounds each call; 5 when zero.
+	TimeoutSeconds int32
+}
+
+// Match conditions are CEL evaluated inside the API server: requests they
+// reject never reach the webhook, so they never wait on it and never fail
+// when it is down.
+var (
+	// condNotHostNetwork skips pods without a pod network.
+	condNotHostNetwork = admissionregistrationv1.MatchCondition{
+		Name:       "not-host-network",
+		Expression: `!has(object.spec.hostNetwork) || !object.spec.hostNetwork`,
+	}
+	// condGuardedChanged passes only updates that add, change or remove a
+	// frozen annotation: every kubelet status update is filtered out.
+	condGuardedChanged = admissionregistrationv1.MatchCondition{
+		Name:       "frozen-annotations-changed",
+		Expression: annotationsChanged(policy.GuardedKeys),
+	}
+	// condNamespaceRelevant passes namespace creates that name pools and
+	// updates that change the defaults or the labels pools select on.
+	condNamespaceRelevant = admissionregistrationv1.MatchCondition{
+		Name: "pool-defaults-or-labels-changed",
+		Expression: `request.operation == 'CREATE' ? ` + hasAny("object", []string{policy.AnnotationIPv4Pools, policy.AnnotationIPv6Pools}) +
+			` : (` + annotationsChanged([]string{policy.AnnotationIPv4Pools, policy.AnnotationIPv6Pools}) +
+			` || (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}))`,
+	}
+)
+
+// annotationsChanged is CEL that is true when an UPDATE adds, changes or
+// removes any of keys.
+func annotationsChanged(keys []string) string {
+	return `[` + quoted(keys) + `].exists(k, ` +
+		`(has(object.metadata.annotations) && k in object.metadata.annotations) != (has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations) || ` +
+		`(has(object.metadata.annotations) && k in object.metadata.annotations && object.metadata.annotations[k] != oldObject.metadata.annotations[k]))`
+}
+
+// hasAny is CEL that is true when obj carries any of keys.
+func hasAny(obj string, keys []string) string {
+	return `(has(` + obj + `.metadata.annotations) && [` + quoted(keys) + `].exists(k, k in ` + obj + `.metadata.annotations))`
+}
+
+func quoted(keys []string) string {
+	q := make([]string, len(keys))
+	for i, k := range keys {
+		q[i] = "'" + k + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+// Configurations returns the MutatingWebhookConfiguration and
+// ValidatingWebhookConfiguration that route requests to the webhook. The
+// Helm chart renders the same objects; a test keeps the two in step.
+func Configurations(o ConfigOptions) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration) {
+	if o.TimeoutSeconds == 0 {
+		o.TimeoutSeconds = 5
+	}
+	if o.ServicePort == 0 {
+		o.ServicePort = 443
+	}
+	fail := admissionregistrationv1.Fail
+	none := admissionregistrationv1.SideEffectClassNone
+	ifNeeded := admissionregistrationv1.IfNeededReinvocationPolicy
+	equivalent := admissionregistrationv1.Equivalent
+	nsSelector := &metav1.LabelSelector{}
+	if len(o.ExcludedNamespaces) > 0 {
+		nsSelector.MatchExpressions = []metav1.LabelSelectorRequirement{{
+			Key: policy.LabelNamespaceName, Operator: metav1.LabelSelectorOpNotIn, Values: o.ExcludedNamespaces,
+		}}
+	}
+	client := func(path string) admissionregistrationv1.WebhookClientConfig {
+		p := path
+		return admissionregistrationv1.WebhookClientConfig{
+			Service:  &admissionregistrationv1.ServiceReference{Name: o.ServiceName, Namespace: o.ServiceNamespace, Path: &p, Port: &o.ServicePort},
+			CABundle: o.CABundle,
+		}
+	}
+	rule := func(group, version string, resources []string, scope admissionregistrationv1.ScopeType, ops ...admissionregistrationv1.OperationType) []admissionregistrationv1.RuleWithOperations {
+		return []admissionregistrationv1.RuleWithOperations{{
+			Operations: ops,
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{version}, Resources: resources, Scope: &scope},
+		}}
+	}
+	const (
+		create = admissionregistrationv1.Create
+		update = admissionregistrationv1.Update
+		del    = admissionregistrationv1.Delete
+	)
+	ns, cluster := admissionregistrationv1.NamespacedScope, admissionregistrationv1.ClusterScope
+	group, version := v1alpha1.GroupVersion.Group, v1alpha1.GroupVersion.Version
+	timeout := o.TimeoutSeconds
+	v1 := []string{"v1"}
+
+	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "freeze.pods.ipam.poolguard.dev",
+			ClientConfig:            client(PathMutatePod),
+			Rules:                   rule("", "v1", []string{"pods"}, ns, create),
+			FailurePolicy:           &fail,
+			MatchPolicy:             &equivalent,
+			NamespaceSelector:       nsSelector,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: v1,
+			// Another mutating webhook may rewrite the annotations after us;
+			// run again so the frozen result is always ours.
+			ReinvocationPolicy: &ifNeeded,
+			MatchConditions:    []admissionregistrationv1.MatchCondition{condNotHostNetwork},
+		}, {
+			Name:                    "default.ippools.ipam.poolguard.dev",
+			ClientConfig:            client(PathMutateIPPool),
+			Rules:                   rule(group, version, []string{"ippools"}, cluster, create, update),
+			FailurePolicy:           &fail,
+			MatchPolicy:             &equivalent,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: v1,
+		}},
+	}
+	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    "pods.ipam.poolguard.dev",
+			ClientConfig:            client(PathValidatePod),
+			Rules:                   rule("", "v1", []string{"pods"}, ns, create),
+			FailurePolicy:           &fail,
+			MatchPolicy:             &equivalent,
+			NamespaceSelector:       nsSelector,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: v1,
+			MatchConditions:         []admissionregistrationv1.MatchCondition{condNotHostNetwork},
+		}, {
+			// Every subresource that can carry metadata (pods/status,
+			// pods/ephemeralcontainers, pods/resize, and any added later).
+			Name:                    "frozen.pods.ipam.poolguard.dev",
+			ClientConfig:            client(PathValidatePod),
+			Rules:                   rule("", "v1", []string{"pods", "pods/*"}, ns, update),
+			FailurePolicy:           &fail,
+			MatchPolicy:             &equivalent,
+			NamespaceSelector:       nsSelector,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: v1,
+			MatchConditions:         []admissionregistrationv1.MatchCondition{condNotHostNetwork, condGuardedChanged},
+		}, {
+			Name:                    "namespaces.ipam.poolguard.dev",
+			ClientConfig:            client(PathValidateNamespace),
+			Rules:                   rule("", "v1", []string{"namespaces"}, cluster, create, update),
+			FailurePolicy:           &fail,
+			MatchPolicy:             &equivalent,
+			NamespaceSelector:       nsSelector,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: v1,
+			MatchConditions:         []admissionregistrationv1.MatchCondition{condNamespaceRelevant},
+		}, {
+			Name:                    "ippools.ipam.poolguard.dev",
+			ClientConfig:            client(PathValidateIPPool),
+			Rules:                   rule(group, version, []string{"ippools"}, cluster, create, update, del),
+			FailurePolicy:           &fail,
+			MatchPolicy:             &equivalent,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: v1,
+		}},
+	}
+	return mutating, validating
+}

@@ -1,0 +1,205 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"poolguard.dev/poolguard/policy"
+	"poolguard.dev/poolguard/pools"
+)
+
+var podGK = corev1.SchemeGroupVersion.WithKind("Pod").GroupKind()
+
+// PodFreezer is the mutating webhook: on pod CREATE it writes the effective
+// pool lists and the provenance onto the pod.
+type PodFreezer struct {
+	Lookup Lookup
+}
+
+var _ admission.Defaulter[*corev1.Pod] = &PodFreezer{}
+
+// Default freezes the pod's pools.
+func (f *PodFreezer) Default(ctx context.Context, pod *corev1.Pod) error {
+	req, _ := admission.RequestFromContext(ctx)
+	op := string(req.Operation)
+	if pod.Spec.HostNetwork {
+		record("pods", op, outcomeAllowed, "host_network")
+		return nil
+	}
+	ns, err := f.Lookup.Namespace(ctx, podNamespace(pod, req))
+	if err != nil {
+		record("pods", op, outcomeError, "namespace_lookup")
+		return apierrors.NewServiceUnavailable(err.Error())
+	}
+	frozen := policy.Freeze(pod.Annotations, ns)
+	pod.Annotations = frozen.Apply(pod.Annotations)
+	record("pods", op, outcomeMutated, "frozen_"+string(frozen.Provenance.IPv4)+"_"+string(frozen.Provenance.IPv6))
+	return nil
+}
+
+// podNamespace is the pod's namespace; a pod created through a namespaced
+// URL may carry it only in the request.
+func podNamespace(pod *corev1.Pod, req admission.Request) string {
+	if pod.Namespace != "" {
+		return pod.Namespace
+	}
+	return req.Namespace
+}
+
+// podName names a pod in messages, including generateName pods that have no
+// name yet.
+func podName(pod *corev1.Pod, req admission.Request) string {
+	switch {
+	case pod.Name != "":
+		return pod.Name
+	case req.Name != "":
+		return req.Name
+	case pod.GenerateName != "":
+		return pod.GenerateName + "<generated>"
+	}
+	return "<unnamed>"
+}
+
+// PodValidator is the validating webhook for pods: CREATE checks the frozen
+// pools against the pools and the namespace's rights; UPDATE (on pods and
+// every subresource that carries metadata) refuses any change to the frozen
+// annotations.
+type PodValidator struct {
+	Enforcer
+	Lookup Lookup
+	Pools  pools.Source
+}
+
+var _ admission.Validator[*corev1.Pod] = &PodValidator{}
+
+// ValidateCreate checks a new, frozen pod.
+func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (admission.Warnings, error) {
+	req, _ := admission.RequestFromContext(ctx)
+	op := string(req.Operation)
+	if pod.Spec.HostNetwork {
+		record("pods", op, outcomeAllowed, "host_network")
+		return hostNetworkWarnings(pod), nil
+	}
+	ns, err := v.Lookup.Namespace(ctx, podNamespace(pod, req))
+	if err != nil {
+		record("pods", op, outcomeError, "namespace_lookup")
+		return nil, apierrors.NewServiceUnavailable(err.Error())
+	}
+	if !policy.IsFrozen(pod.Annotations, ns) {
+		return v.deny(ctx, "pods", ns.Name, policy.Reason(policy.ErrNotFrozen), nil, apierrors.NewInvalid(podGK, podName(pod, req), field.ErrorList{
+			field.Invalid(annotationPath(policy.AnnotationProvenance), pod.Annotations[policy.AnnotationProvenance],
+				fmt.Sprintf(policy.MsgNotFrozen, policy.AnnotationProvenance)),
+		}))
+	}
+	index, err := v.Pools.Snapshot(ctx)
+	if err != nil {
+		record("pods", op, outcomeError, "pool_lookup")
+		return nil, apierrors.NewServiceUnavailable(err.Error())
+	}
+	subject := policy.Subject{Namespace: ns}
+	var warns admission.Warnings
+	if pod.Spec.NodeName != "" {
+		// Bound at creation (static pods, some schedulers): the node is
+		// known, so its selector can be checked now rather than on the node.
+		if nodeLabels, err := v.Lookup.NodeLabels(ctx, pod.Spec.NodeName); err == nil {
+			subject.NodeLabels = nodeLabels
+		} else {
+			warns = append(warns, fmt.Sprintf("node %q could not be read (%v); pool nodeSelectors will be checked on the node", pod.Spec.NodeName, err))
+		}
+	}
+	frozen := frozenOf(pod.Annotations)
+	deny, warn := policy.Split(policy.CheckPod(frozen, subject, index))
+	warns = append(warns, warnings(warn)...)
+	warns = append(warns, suspicious(frozen, ns, index)...)
+	if len(deny) > 0 {
+		return v.deny(ctx, "pods", ns.Name, firstReason(deny), warns, invalid(podGK, podName(pod, req), deny))
+	}
+	record("pods", op, outcomeAllowed, "ok")
+	return warns, nil
+}
+
+// ValidateUpdate refuses any change to the frozen annotations.
+func (v *PodValidator) ValidateUpdate(ctx context.Context, oldPod, newPod *corev1.Pod) (admission.Warnings, error) {
+	req, _ := admission.RequestFromContext(ctx)
+	if newPod.Spec.HostNetwork {
+		record("pods", string(req.Operation), outcomeAllowed, "host_network")
+		return nil, nil
+	}
+	changed := policy.ChangedGuardedKeys(oldPod.Annotations, newPod.Annotations)
+	if len(changed) == 0 {
+		record("pods", string(req.Operation), outcomeAllowed, "ok")
+		return nil, nil
+	}
+	errs := make(field.ErrorList, 0, len(changed))
+	for _, k := range changed {
+		errs = append(errs, field.Forbidden(annotationPath(k), fmt.Sprintf(policy.MsgImmutable, policy.AnnotationProvenance)))
+	}
+	return v.deny(ctx, "pods", podNamespace(newPod, req), policy.Reason(policy.ErrImmutable), nil, apierrors.NewInvalid(podGK, podName(newPod, req), errs))
+}
+
+// ValidateDelete allows every delete: the webhook is not registered for it.
+func (v *PodValidator) ValidateDelete(context.Context, *corev1.Pod) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// frozenOf reads a frozen pod's lists back.
+func frozenOf(ann map[string]string) policy.Frozen {
+	var f policy.Frozen
+	if v, ok := ann[policy.AnnotationIPv4Pools]; ok {
+		f.IPv4 = &v
+	}
+	if v, ok := ann[policy.AnnotationIPv6Pools]; ok {
+		f.IPv6 = &v
+	}
+	f.Provenance, _ = policy.ParseProvenance(ann[policy.AnnotationProvenance])
+	return f
+}
+
+// suspicious returns warnings for pods that are allowed but probably not
+// what their author meant.
+func suspicious(frozen policy.Frozen, ns policy.Namespace, index *policy.Index) admission.Warnings {
+	var out admission.Warnings
+	nsLabels := ns.SelectorLabels()
+	for _, fam := range policy.Families {
+		key := fam.AnnotationKey()
+		switch frozen.Provenance.For(fam) {
+		case policy.SourcePod:
+			if nsVal, ok := ns.Annotations[key]; ok && nsVal != *frozen.Value(fam) {
+				out = append(out, fmt.Sprintf("the pod's %s=%s overrides namespace %q's default %s", key, *frozen.Value(fam), ns.Name, nsVal))
+			}
+		case policy.SourceDefault:
+			hasFamily := false
+			for _, p := range index.All() {
+				if p.Family() == fam {
+					hasFamily = true
+					break
+				}
+			}
+			if hasFamily && len(index.Defaults(fam, nsLabels)) == 0 {
+				out = append(out, fmt.Sprintf("no usable Automatic %s pool serves namespace %q: a pod that names no %s pool will get no %s address", fam, ns.Name, fam, fam))
+			}
+		}
+	}
+	return out
+}
+
+// hostNetworkWarnings tells the author of a hostNetwork pod that its pool
+// annotations mean nothing.
+func hostNetworkWarnings(pod *corev1.Pod) admission.Warnings {
+	var keys []string
+	for _, k := range []string{policy.AnnotationIPv4Pools, policy.AnnotationIPv6Pools} {
+		if _, ok := pod.Annotations[k]; ok {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return admission.Warnings{fmt.Sprintf("hostNetwork pods use the node's addresses: %s ignored", strings.Join(keys, ", "))}
+}

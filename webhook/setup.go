@@ -1,0 +1,89 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/pools"
+)
+
+// NewScheme returns the scheme of every type the webhook reads.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Options configure the admission handlers.
+type Options struct {
+	// Enforcement is Enforce (default) or Warn.
+	Enforcement Enforcement
+}
+
+// Setup registers poolguard's admission handlers on the manager's webhook
+// server, starts the informers they read, and ties readiness to both.
+func Setup(mgr manager.Manager, o Options) error {
+	if o.Enforcement == "" {
+		o.Enforcement = Enforce
+	}
+	ctx := context.Background()
+	// Ask for the informers now so they start and sync with the manager:
+	// admission reads only from them.
+	if _, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.IPPool{}); err != nil {
+		return fmt.Errorf("IPPool informer: %w", err)
+	}
+	nsMeta := &metav1.PartialObjectMetadata{}
+	nsMeta.SetGroupVersionKind(namespaceGVK)
+	if _, err := mgr.GetCache().GetInformer(ctx, nsMeta); err != nil {
+		return fmt.Errorf("namespace informer: %w", err)
+	}
+
+	scheme := mgr.GetScheme()
+	lookup := Lookup{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()}
+	source := pools.Native{Reader: mgr.GetCache()}
+	enforcer := Enforcer{Mode: o.Enforcement, Events: &Events{Recorder: mgr.GetEventRecorder("poolguard-webhook")}}
+
+	srv := mgr.GetWebhookServer()
+	srv.Register(PathMutatePod, admission.WithDefaulter[*corev1.Pod](scheme, &PodFreezer{Lookup: lookup}).WithRecoverPanic(true))
+	srv.Register(PathValidatePod, admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source}).WithRecoverPanic(true))
+	srv.Register(PathValidateNamespace, admission.WithValidator[*corev1.Namespace](scheme, &NamespaceValidator{Enforcer: enforcer, Pools: source}).WithRecoverPanic(true))
+	srv.Register(PathMutateIPPool, admission.WithDefaulter[*v1alpha1.IPPool](scheme, IPPoolDefaulter{}).WithRecoverPanic(true))
+	srv.Register(PathValidateIPPool, admission.WithValidator[*v1alpha1.IPPool](scheme, IPPoolValidator{Pools: source}).WithRecoverPanic(true))
+
+	if err := mgr.AddReadyzCheck("webhook-server", srv.StartedChecker()); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("informers", cacheSynced(mgr)); err != nil {
+		return err
+	}
+	return mgr.AddHealthzCheck("ping", func(*http.Request) error { return nil })
+}
+
+// cacheSynced is ready once the informers admission reads from are synced:
+// before that, every pool would read as unknown.
+func cacheSynced(mgr manager.Manager) func(*http.Request) error {
+	return func(r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("informer caches not synced")
+		}
+		return nil
+	}
+}
