@@ -10,6 +10,7 @@ K8S_VERSION           ?= v1.37.2
 ETCD_VERSION          ?= v3.7.0
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION          ?= v4.3.1
 
 LOCALBIN ?= $(CURDIR)/bin
 export PATH := $(LOCALBIN):$(PATH)
@@ -27,6 +28,7 @@ KUBE_APISERVER := $(LOCALBIN)/kube-apiserver
 ETCD           := $(LOCALBIN)/etcd
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen
 GOLANGCI_LINT  := $(LOCALBIN)/golangci-lint
+HELM           := $(LOCALBIN)/helm
 
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 
@@ -75,6 +77,20 @@ fuzz: ## Fuzz the parsers and the admission handler for FUZZTIME each (default 3
 bench: tools ## Run the benchmarks and print their tables.
 	$(GOTEST) -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./webhook/...
 
+##@ Chart
+
+CHART      := charts/poolguard
+
+.PHONY: helm-lint
+helm-lint: $(HELM) ## Lint the chart, strictly, over the value combinations the tests render.
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set certificates.mode=internal
+	$(HELM) lint --strict $(CHART) --set webhook.enforcement=warn --set allocator.enabled=false
+
+.PHONY: manifests
+manifests: $(HELM) ## Render deploy/ (kubectl apply manifests) from the chart.
+	$(GO) run ./charts/cmd/render-manifests -helm $(HELM) -out deploy
+
 ##@ Demo
 
 .PHONY: demo
@@ -90,7 +106,7 @@ build: ## Build the webhook binary into bin/.
 ##@ Tools
 
 .PHONY: tools
-tools: $(KUBE_APISERVER) $(ETCD) $(CONTROLLER_GEN) ## Build the pinned tools into bin/ (reused when present).
+tools: $(KUBE_APISERVER) $(ETCD) $(CONTROLLER_GEN) $(HELM) ## Build the pinned tools into bin/ (reused when present).
 
 # Each tool is built under a versioned name and linked to its plain name, so
 # a version bump rebuilds and an unchanged version is reused.
@@ -120,6 +136,11 @@ $(GOLANGCI_LINT): $(GOLANGCI_LINT)-$(GOLANGCI_LINT_VERSION)
 	ln -sf $(notdir $<) $@
 $(GOLANGCI_LINT)-$(GOLANGCI_LINT_VERSION):
 	$(call go-install-tool,$@,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+$(HELM): $(HELM)-$(HELM_VERSION)
+	ln -sf $(notdir $<) $@
+$(HELM)-$(HELM_VERSION):
+	$(call go-install-tool,$@,helm.sh/helm/v4/cmd/helm,$(HELM_VERSION))
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the Go caches).
