@@ -66,7 +66,10 @@ func run() error {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "poolguard.ipam.poolguard.dev",
-		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Port: port, CertDir: certDir}),
+		// The chart sets POD_NAMESPACE from the downward API; empty falls
+		// back to the in-cluster service account's namespace.
+		LeaderElectionNamespace: os.Getenv("POD_NAMESPACE"),
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: port, CertDir: certDir}),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)

@@ -1,0 +1,428 @@
+package charts_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/charts"
+	"poolguard.dev/poolguard/policy"
+	"poolguard.dev/poolguard/webhook"
+)
+
+// The release the install test installs: the names deploy/ uses.
+const (
+	installRelease = charts.ManifestsRelease
+	installNS      = charts.ManifestsNamespace
+	installSvc     = installRelease + "-webhook"
+	installSA      = "system:serviceaccount:" + installNS + ":" + installRelease + "-webhook"
+)
+
+// TestHelmInstall installs the chart with helm into a real kube-apiserver
+// (server-side apply, so the API server validates every object), runs
+// poolguard-webhook with the args, environment, service account and
+// certificate layout of the Deployment the chart installed, and checks
+// through the API server that pods are frozen, that a certificate rotation
+// costs no admission, that only a cluster admin can opt a namespace out,
+// that the immutability rule holds while the webhook is down, and that
+// helm upgrade (to warn mode, with an IPPool from values) works.
+//
+// cert-manager's controllers do not run: the test issues the serving
+// certificate the chart's Certificate asks for, stores it in the Secret the
+// Certificate names, and injects its CA into the webhook configurations
+// exactly as cainjector does for the chart's inject-ca-from annotation.
+func TestHelmInstall(t *testing.T) {
+	ctx := context.Background()
+	c := startCluster(t)
+	bin := buildWebhook(t)
+	if err := c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: installNS}}); err != nil {
+		t.Fatal(err)
+	}
+	// Free ports for the webhook's listeners, set through the chart's values
+	// so that the process listens where the Deployment says. The allocator
+	// stays off: poolguard-webhook has no --allocator-controllers yet.
+	webhookPort := freePort(t)
+	values := []string{
+		"allocator.enabled=false",
+		fmt.Sprintf("webhook.port=%d", webhookPort),
+		fmt.Sprintf("webhook.metricsPort=%d", freePort(t)),
+		fmt.Sprintf("webhook.healthPort=%d", freePort(t)),
+		"webhook.logging.encoder=console",
+	}
+
+	t.Run("default values pass server-side validation", func(t *testing.T) {
+		// Everything the defaults render (the CNI installer DaemonSet and
+		// the allocator's RBAC included), created with dryRun=All under
+		// another release name: the API server validates each object fully.
+		out, err := c.helm.Template(charts.Release{Name: "full", Namespace: installNS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := charts.Decode(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if err := c.admin.Create(ctx, o, client.DryRunAll); err != nil {
+				t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
+			}
+		}
+	})
+
+	if out, err := c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: values}, false); err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+
+	var dep appsv1.Deployment
+	var svc corev1.Service
+	var crt cmapi.Certificate
+	must(t, c.admin.Get(ctx, client.ObjectKey{Namespace: installNS, Name: installSvc}, &dep))
+	must(t, c.admin.Get(ctx, client.ObjectKey{Namespace: installNS, Name: installSvc}, &svc))
+	must(t, c.admin.Get(ctx, client.ObjectKey{Namespace: installNS, Name: installSvc}, &crt))
+	// The chart, not the test, installed poolguard's CRDs.
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+	must(t, c.admin.Get(ctx, client.ObjectKey{Name: "ippools.ipam.poolguard.dev"}, crd))
+
+	// cert-manager's part: issue, store, mount, inject.
+	ca := newTestCA(t)
+	secretName := ""
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Name == "certs" && v.Secret != nil {
+			secretName = v.Secret.SecretName
+		}
+	}
+	if secretName != crt.Spec.SecretName {
+		t.Fatalf("the Deployment mounts Secret %q, the Certificate writes %q", secretName, crt.Spec.SecretName)
+	}
+	data := ca.issue(t, &crt)
+	must(t, c.admin.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: installNS, Name: crt.Spec.SecretName},
+		Type:       corev1.SecretTypeTLS, Data: data,
+	}))
+	vol := &secretVolume{dir: t.TempDir()}
+	vol.update(t, data)
+	injectCA(ctx, t, c.admin, installRelease)
+
+	proxyService(t, &svc, "webhook", &dep)
+	saConfig := c.kubeconfig(t, installSA, "system:serviceaccounts", "system:serviceaccounts:"+installNS)
+	proc := runWebhook(t, bin, &dep, saConfig, vol.dir)
+
+	pool := "trusted"
+	payments := "payments"
+	t.Run("pod frozen by the webhook", func(t *testing.T) {
+		makeIPPool(ctx, t, c.admin, pool, "198.51.100.0/24", payments)
+		createWhenPoolsKnown(ctx, t, c.admin, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: payments, Annotations: map[string]string{policy.AnnotationIPv4Pools: `["` + pool + `"]`},
+		}})
+		p := testPod(payments, "app")
+		must(t, c.admin.Create(ctx, p))
+		if p.Annotations[policy.AnnotationIPv4Pools] != `["`+pool+`"]` {
+			t.Fatalf("pod not frozen to its namespace's default: %v", p.Annotations)
+		}
+		prov, err := policy.ParseProvenance(p.Annotations[policy.AnnotationProvenance])
+		if err != nil || prov.IPv4 != policy.SourceNamespace {
+			t.Fatalf("provenance %q: %+v %v", p.Annotations[policy.AnnotationProvenance], prov, err)
+		}
+	})
+
+	t.Run("forbidden pool denied", func(t *testing.T) {
+		must(t, c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}}))
+		p := testPod("elsewhere", "sneaky")
+		p.Annotations = map[string]string{policy.AnnotationIPv4Pools: `["` + pool + `"]`}
+		err := c.admin.Create(ctx, p)
+		if err == nil || !strings.Contains(err.Error(), pool) {
+			t.Fatalf("pod in a namespace the pool does not select was admitted (err %v)", err)
+		}
+	})
+
+	t.Run("certificate rotation loses no admission", func(t *testing.T) {
+		rotateUnderLoad(ctx, t, c.admin, ca, &crt, vol, webhookPort, payments)
+	})
+
+	t.Run("only a cluster admin can opt a namespace out", func(t *testing.T) {
+		testOptOut(ctx, t, c)
+	})
+
+	t.Run("immutability holds while the webhook is down", func(t *testing.T) {
+		p := testPod(payments, "steady")
+		must(t, c.admin.Create(ctx, p))
+		assertNoForbidden(t, proc)
+		proc.stop(t)
+
+		patch := client.MergeFrom(p.DeepCopy())
+		p.Annotations[policy.AnnotationIPv4Pools] = `["elsewhere"]`
+		err := c.admin.Patch(ctx, p, patch)
+		if err == nil || !strings.Contains(err.Error(), "frozen when a pod is created") || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+			t.Fatalf("frozen annotation changed while the webhook was down (err %v)", err)
+		}
+		// What the kubelet does: a status update that leaves the frozen
+		// annotations alone never reaches the webhook, so it succeeds.
+		must(t, c.admin.Get(ctx, client.ObjectKeyFromObject(p), p))
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.Now()})
+		if err := c.admin.Status().Update(ctx, p); err != nil {
+			t.Fatalf("kubelet-style status update failed while the webhook was down: %v", err)
+		}
+		// And creation fails closed.
+		if err := c.admin.Create(ctx, testPod(payments, "while-down")); err == nil {
+			t.Fatalf("pod created without the webhook: failurePolicy is not Fail")
+		}
+	})
+
+	// Back up: the processes belong to the top-level test, not a subtest.
+	proc = runWebhook(t, bin, &dep, saConfig, vol.dir)
+
+	t.Run("helm upgrade to warn mode with an IPPool from values", func(t *testing.T) {
+		upgraded := append(values, "webhook.enforcement=warn",
+			"ippools[0].name=general", "ippools[0].spec.cidr=203.0.113.0/24")
+		if out, err := c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: upgraded}, true); err != nil {
+			t.Fatalf("helm upgrade: %v\n%s", err, out)
+		}
+		var p v1alpha1.IPPool
+		must(t, c.admin.Get(ctx, client.ObjectKey{Name: "general"}, &p))
+		if p.Spec.AssignmentMode == "" {
+			t.Errorf("IPPool from values did not pass the mutating webhook: %+v", p.Spec)
+		}
+		var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+		must(t, c.admin.Get(ctx, client.ObjectKey{Name: installRelease + "-frozen-pools"}, &b))
+		if len(b.Spec.ValidationActions) == 0 || b.Spec.ValidationActions[0] != admissionregistrationv1.Warn {
+			t.Errorf("binding actions after upgrade: %v", b.Spec.ValidationActions)
+		}
+		// The upgrade kept the injected caBundle (it is not the chart's).
+		var v admissionregistrationv1.ValidatingWebhookConfiguration
+		must(t, c.admin.Get(ctx, client.ObjectKey{Name: installRelease}, &v))
+		if len(v.Webhooks[0].ClientConfig.CABundle) == 0 {
+			t.Fatalf("helm upgrade dropped the injected caBundle")
+		}
+
+	})
+
+	// Roll the process to the upgraded Deployment's args.
+	must(t, c.admin.Get(ctx, client.ObjectKeyFromObject(&dep), &dep))
+	proc.stop(t)
+	proc = runWebhook(t, bin, &dep, saConfig, vol.dir)
+	t.Run("warn mode after the upgrade admits with a warning", func(t *testing.T) {
+		warns := &warningRecorder{}
+		cfg := rest.CopyConfig(c.cfg)
+		cfg.WarningHandler = warns
+		wc, err := client.New(cfg, client.Options{Scheme: c.admin.Scheme()})
+		must(t, err)
+		bad := testPod(payments, "")
+		bad.GenerateName = "typo-"
+		bad.Annotations = map[string]string{policy.AnnotationIPv4Pools: `["no-such-pool"]`}
+		if err := wc.Create(ctx, bad, client.DryRunAll); err != nil {
+			t.Fatalf("warn mode denied: %v", err)
+		}
+		if w := strings.Join(warns.take(), "\n"); !strings.Contains(w, "would deny") || !strings.Contains(w, "no-such-pool") {
+			t.Fatalf("warn mode admitted without the warning; warnings: %q", w)
+		}
+	})
+	assertNoForbidden(t, proc)
+}
+
+// assertNoForbidden fails when the webhook process logged an RBAC denial:
+// the chart's RBAC must grant everything the webhook uses.
+func assertNoForbidden(t *testing.T, p *webhookProcess) {
+	t.Helper()
+	for _, line := range strings.Split(p.log.String(), "\n") {
+		if strings.Contains(line, "forbidden") || strings.Contains(line, "Forbidden") {
+			t.Errorf("the webhook's service account lacked a permission: %s", line)
+		}
+	}
+}
+
+// rotateUnderLoad creates pods from two goroutines while the serving
+// certificate is replaced three times, kubelet-style, and waits each time
+// until the webhook serves the new one. Not one admission may fail.
+func rotateUnderLoad(ctx context.Context, t *testing.T, c client.Client, ca *testCA, crt *cmapi.Certificate, vol *secretVolume, port int, ns string) {
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := testPod(ns, fmt.Sprintf("rot-%d-%d", w, i))
+				if err := c.Create(ctx, p); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				if _, frozen := p.Annotations[policy.AnnotationProvenance]; !frozen {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, "pod created unfrozen: "+p.Name)
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	for range 3 {
+		time.Sleep(time.Second)
+		data := ca.issue(t, crt)
+		vol.update(t, data)
+		want := serialOf(t, data[corev1.TLSCertKey])
+		deadline := time.Now().Add(30 * time.Second)
+		for servedSerial(t, port) != want {
+			if time.Now().After(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("the webhook still serves the old certificate 30s after rotation")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d pods admitted across 3 rotations, %d failed", ok.Load(), failed.Load())
+	if failed.Load() > 0 {
+		t.Fatalf("%d admissions failed during rotation; first: %v", failed.Load(), firstErr.Load())
+	}
+	if ok.Load() < 10 {
+		t.Fatalf("only %d pods created during rotation: the load proves nothing", ok.Load())
+	}
+}
+
+// testOptOut: a user who may update namespaces cluster-wide still cannot
+// opt one out; a cluster admin can, and then its pods are left alone; the
+// chart's ClusterRole delegates the right; removing the label needs nothing.
+func testOptOut(ctx context.Context, t *testing.T, c *cluster) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "legacy"}}
+	must(t, c.admin.Create(ctx, ns))
+	editor := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "namespace-editor"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "update", "patch"}}},
+	}
+	must(t, c.admin.Create(ctx, editor))
+	bind := func(name, role string) {
+		must(t, c.admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}},
+		}))
+	}
+	bind("alice-namespace-editor", editor.Name)
+	alice := c.clientAs(t, "alice")
+
+	label := func(cl client.Client, value *string) error {
+		var cur corev1.Namespace
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(ns), &cur); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(cur.DeepCopy())
+		if value == nil {
+			delete(cur.Labels, webhook.LabelOptOut)
+		} else {
+			if cur.Labels == nil {
+				cur.Labels = map[string]string{}
+			}
+			cur.Labels[webhook.LabelOptOut] = *value
+		}
+		return cl.Patch(ctx, &cur, patch)
+	}
+	yes := "true"
+	err := label(alice, &yes)
+	if err == nil || !strings.Contains(err.Error(), "only a cluster administrator") {
+		t.Fatalf("a namespace editor opted out (err %v)", err)
+	}
+	must(t, label(c.admin, &yes))
+	// The API server matches namespaceSelectors against its namespace
+	// informer, which sees the new label a moment later.
+	var p *corev1.Pod
+	for range 100 {
+		p = testPod(ns.Name, "unguarded")
+		must(t, c.admin.Create(ctx, p, client.DryRunAll))
+		if _, frozen := p.Annotations[policy.AnnotationProvenance]; !frozen {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, frozen := p.Annotations[policy.AnnotationProvenance]; frozen {
+		t.Fatalf("pod in an opted-out namespace is still frozen after 5s: %v", p.Annotations)
+	}
+	must(t, label(alice, nil))
+	bind("alice-opt-out", installRelease+"-namespace-opt-out")
+	if err := label(alice, &yes); err != nil {
+		t.Fatalf("the chart's opt-out ClusterRole does not grant the opt-out: %v", err)
+	}
+}
+
+// createWhenPoolsKnown creates a namespace naming pools, retrying while
+// the webhook's informer has not yet seen a pool created a moment ago.
+func createWhenPoolsKnown(ctx context.Context, t *testing.T, c client.Client, ns *corev1.Namespace) {
+	t.Helper()
+	var err error
+	for range 200 {
+		if err = c.Create(ctx, ns.DeepCopy()); err == nil || !strings.Contains(err.Error(), "does not exist") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	must(t, err)
+}
+
+func makeIPPool(ctx context.Context, t *testing.T, c client.Client, name, cidr string, namespaces ...string) {
+	t.Helper()
+	p := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.IPPoolSpec{CIDR: cidr, AssignmentMode: v1alpha1.AssignmentManual}}
+	p.Spec.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key: policy.LabelNamespaceName, Operator: metav1.LabelSelectorOpIn, Values: namespaces,
+	}}}
+	must(t, c.Create(ctx, p))
+}
+
+func testPod(ns, name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// warningRecorder collects the admission warnings the API server relays.
+type warningRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+}
+
+func (w *warningRecorder) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.msgs
+	w.msgs = nil
+	return out
+}
