@@ -1,0 +1,396 @@
+package allocator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultMaxConflicts bounds the optimistic-concurrency retries of one
+// write. Many pods starting at once on a node all write that node's block;
+// each retry costs a read and a write, so the bound is generous.
+const DefaultMaxConflicts = 64
+
+// Allocator hands out and releases addresses for one node. It holds no
+// state between calls: everything lives in the Store, so any number of
+// plugin processes may run it at once.
+type Allocator struct {
+	Store Store
+	// Node is the node this allocator works for.
+	Node string
+	// MaxConflicts bounds retries after ErrConflict; 0 means
+	// DefaultMaxConflicts.
+	MaxConflicts int
+}
+
+// Request asks for one address per wanted family for a CNI attachment.
+type Request struct {
+	ContainerID string
+	IfName      string
+	Pod         PodRef
+	Wants       []Want
+}
+
+// Assign returns the claim of the attachment, allocating its addresses if
+// it has none yet. It is idempotent: a repeated call returns the existing
+// claim; a call after a crash reuses the slots the crashed attempt took.
+// Dual stack is all or nothing: if one family fails, the addresses already
+// taken for the others are released before the error is returned.
+//
+// Round trips on the common path (the node's block has room): GetClaim,
+// GetAffinity (shared pools skip it), then per family GetBlock and
+// UpdateBlock, then CreateClaim.
+func (a *Allocator) Assign(ctx context.Context, req Request) (*Claim, error) {
+	id := ClaimID(req.ContainerID, req.IfName)
+	if c, err := a.Store.GetClaim(ctx, id); err == nil {
+		return c, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	st := &assignState{a: a, id: id}
+	var got []Assigned
+	for _, w := range req.Wants {
+		as, err := st.family(ctx, w)
+		if err != nil {
+			a.rollback(ctx, id, got)
+			return nil, fmt.Errorf("pod %s: %s: %w", req.Pod, w.Family, err)
+		}
+		got = append(got, as)
+	}
+	c := &Claim{ID: id, ContainerID: req.ContainerID, IfName: req.IfName, Node: a.Node, Pod: req.Pod, Addresses: got}
+	err := a.Store.CreateClaim(ctx, c)
+	if errors.Is(err, ErrExists) {
+		// A concurrent ADD of the same attachment won. Both found the same
+		// slots (a claim holds one slot per block), so release only what
+		// the winner does not hold.
+		winner, gerr := a.Store.GetClaim(ctx, id)
+		if gerr != nil {
+			return nil, gerr
+		}
+		var extra []Assigned
+		for _, as := range got {
+			if !slices.ContainsFunc(winner.Addresses, func(w Assigned) bool { return w.Addr == as.Addr && w.Seq == as.Seq }) {
+				extra = append(extra, as)
+			}
+		}
+		a.rollback(ctx, id, extra)
+		return winner, nil
+	}
+	if err != nil {
+		a.rollback(ctx, id, got)
+		return nil, err
+	}
+	return c, nil
+}
+
+// Get returns the attachment's claim, or ErrNotFound.
+func (a *Allocator) Get(ctx context.Context, containerID, ifName string) (*Claim, error) {
+	return a.Store.GetClaim(ctx, ClaimID(containerID, ifName))
+}
+
+// Release frees the attachment's addresses and deletes its claim. It is
+// idempotent. Without a claim (an ADD that crashed before writing it) it
+// frees whatever slots of this node's blocks name the attachment.
+func (a *Allocator) Release(ctx context.Context, containerID, ifName string) error {
+	id := ClaimID(containerID, ifName)
+	c, err := a.Store.GetClaim(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return a.releaseOrphans(ctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	return a.ReleaseClaim(ctx, c)
+}
+
+// ReleaseClaim frees a claim's addresses, each only if its slot still holds
+// the claim's sequence number, then deletes the claim.
+func (a *Allocator) ReleaseClaim(ctx context.Context, c *Claim) error {
+	for _, as := range c.Addresses {
+		if err := a.ReleaseSlot(ctx, as.Block, as.Addr, c.ID, as.Seq); err != nil {
+			return err
+		}
+	}
+	if err := a.Store.DeleteClaim(ctx, c); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// ReleaseSlot frees addr in its block if it is still held by claim with
+// sequence number seq. A missing block or a reassigned slot is success.
+func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr netip.Addr, claim string, seq uint64) error {
+	for try := 0; ; try++ {
+		b, err := a.Store.GetBlock(ctx, block)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !b.Release(addr, claim, seq) {
+			return nil
+		}
+		err = a.Store.UpdateBlock(ctx, b)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if err := a.backoff(ctx, try); err != nil {
+			return fmt.Errorf("releasing %s from block %s: %w", addr, block, err)
+		}
+	}
+}
+
+// releaseOrphans frees the slots of this node's blocks held by a claim that
+// was never written.
+func (a *Allocator) releaseOrphans(ctx context.Context, id string) error {
+	aff, err := a.Store.GetAffinity(ctx, a.Node)
+	if err != nil {
+		return err
+	}
+	for _, cidrs := range aff.Blocks {
+		for _, cidr := range cidrs {
+			b, err := a.Store.GetBlock(ctx, cidr)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if addr, s, ok := b.Find(id); ok {
+				if err := a.ReleaseSlot(ctx, cidr, addr, id, s.Seq); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (a *Allocator) rollback(ctx context.Context, id string, got []Assigned) {
+	// Best effort: what cannot be released now is freed by the garbage
+	// collector, as no claim names it.
+	ctx = context.WithoutCancel(ctx)
+	for _, as := range got {
+		_ = a.ReleaseSlot(ctx, as.Block, as.Addr, id, as.Seq)
+	}
+}
+
+func (a *Allocator) maxConflicts() int {
+	if a.MaxConflicts > 0 {
+		return a.MaxConflicts
+	}
+	return DefaultMaxConflicts
+}
+
+// backoff sleeps a short, jittered, growing time after the try-th conflict,
+// or fails with ErrBusy when the retries are used up.
+func (a *Allocator) backoff(ctx context.Context, try int) error {
+	if try+1 >= a.maxConflicts() {
+		return fmt.Errorf("%w: %d write conflicts in a row", ErrBusy, try+1)
+	}
+	d := time.Duration(min(try+1, 20)) * time.Millisecond
+	d = d/2 + time.Duration(rand.Int64N(int64(d)))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// assignState carries what one Assign has read, so each is read once.
+type assignState struct {
+	a   *Allocator
+	id  string
+	aff *Affinity
+}
+
+// family allocates from the first pool of the want that has room.
+func (st *assignState) family(ctx context.Context, w Want) (Assigned, error) {
+	var full []string
+	for _, p := range w.Pools {
+		if !p.InUse {
+			if err := st.a.Store.MarkPoolInUse(ctx, p.Name); err != nil {
+				return Assigned{}, fmt.Errorf("pool %q: %w", p.Name, err)
+			}
+		}
+		as, err := st.pool(ctx, p)
+		if errors.Is(err, ErrExhausted) {
+			full = append(full, fmt.Sprintf("%q (%s)", p.Name, p.CIDR))
+			continue
+		}
+		if err != nil {
+			return Assigned{}, fmt.Errorf("pool %q: %w", p.Name, err)
+		}
+		return as, nil
+	}
+	return Assigned{}, fmt.Errorf("%w: no free address in %s", ErrExhausted, strings.Join(full, ", "))
+}
+
+// pool allocates from one pool: its shared block, else the node's blocks,
+// else a newly claimed block, else by borrowing from other nodes' blocks.
+func (st *assignState) pool(ctx context.Context, p Pool) (Assigned, error) {
+	if p.Shared() {
+		return st.in(ctx, p, p.CIDR, nil, true)
+	}
+	if st.aff == nil {
+		aff, err := st.a.Store.GetAffinity(ctx, st.a.Node)
+		if err != nil {
+			return Assigned{}, err
+		}
+		st.aff = aff
+	}
+	for _, cidr := range st.aff.Blocks[p.Name] {
+		as, err := st.in(ctx, p, cidr, nil, false)
+		if errors.Is(err, ErrExhausted) || errors.Is(err, ErrNotFound) {
+			continue
+		}
+		return as, err
+	}
+	return st.claimOrBorrow(ctx, p)
+}
+
+// claimOrBorrow claims the pool's lowest unclaimed block, or borrows a slot
+// from another node's block when every block is claimed.
+func (st *assignState) claimOrBorrow(ctx context.Context, p Pool) (Assigned, error) {
+	blocks, err := st.a.Store.PoolBlocks(ctx, p.Name)
+	if err != nil {
+		return Assigned{}, err
+	}
+	claimed := make(map[netip.Prefix]bool, len(blocks))
+	for _, b := range blocks {
+		claimed[b.CIDR] = true
+		// A crash between claiming a block and recording the affinity
+		// leaves a block of ours that the affinity lacks: adopt it.
+		if b.Node == st.a.Node && !st.aff.Has(p.Name, b.CIDR) {
+			if err := st.addAffinity(ctx, p.Name, b.CIDR); err != nil {
+				return Assigned{}, err
+			}
+			if as, err := st.in(ctx, p, b.CIDR, b, false); !errors.Is(err, ErrExhausted) {
+				return as, err
+			}
+		}
+		// A crash after taking a slot in a borrowed block: reuse it.
+		if b.Node != st.a.Node {
+			if _, _, ok := b.Find(st.id); ok {
+				return st.in(ctx, p, b.CIDR, b, false)
+			}
+		}
+	}
+	for i := big.NewInt(0); ; i.Add(i, big.NewInt(1)) {
+		cidr, ok := p.BlockAt(i)
+		if !ok {
+			break
+		}
+		if claimed[cidr] {
+			continue
+		}
+		nb := NewBlock(p, cidr, st.a.Node)
+		err := st.a.Store.CreateBlock(ctx, nb)
+		if errors.Is(err, ErrExists) {
+			// Another node won this block: try the next one.
+			claimed[cidr] = true
+			continue
+		}
+		if err != nil {
+			return Assigned{}, err
+		}
+		if err := st.addAffinity(ctx, p.Name, cidr); err != nil {
+			return Assigned{}, err
+		}
+		return st.in(ctx, p, cidr, nb, false)
+	}
+	// Every block is claimed: borrow, fullest-free first, so the load
+	// spreads and one node's block is not drained by all.
+	slices.SortFunc(blocks, func(x, y *Block) int { return y.Free() - x.Free() })
+	for _, b := range blocks {
+		if b.Free() == 0 {
+			continue
+		}
+		as, err := st.in(ctx, p, b.CIDR, b, false)
+		if errors.Is(err, ErrExhausted) || errors.Is(err, ErrNotFound) {
+			continue
+		}
+		return as, err
+	}
+	return Assigned{}, fmt.Errorf("%w: every block of pool %q (%s) is full", ErrExhausted, p.Name, p.CIDR)
+}
+
+// in takes a slot in one block, retrying on write conflicts. b is the block
+// when the caller has just read it. create makes the (shared) block when it
+// does not exist yet.
+func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Block, create bool) (Assigned, error) {
+	for try := 0; ; try++ {
+		if b == nil {
+			var err error
+			b, err = st.a.Store.GetBlock(ctx, cidr)
+			if errors.Is(err, ErrNotFound) && create {
+				b = NewBlock(p, cidr, "")
+				if err = st.a.Store.CreateBlock(ctx, b); errors.Is(err, ErrExists) {
+					b = nil
+					continue
+				}
+			}
+			if err != nil {
+				return Assigned{}, err
+			}
+		}
+		nb := b.Clone()
+		addr, seq, changed, err := nb.Allocate(st.id)
+		if err != nil {
+			return Assigned{}, err
+		}
+		as := Assigned{Pool: p.Name, PoolCIDR: p.CIDR, Block: cidr, Addr: addr, Seq: seq}
+		if !changed {
+			return as, nil
+		}
+		err = st.a.Store.UpdateBlock(ctx, nb)
+		if err == nil {
+			return as, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return Assigned{}, err
+		}
+		if err := st.a.backoff(ctx, try); err != nil {
+			return Assigned{}, fmt.Errorf("block %s: %w", cidr, err)
+		}
+		b = nil
+	}
+}
+
+// addAffinity records that the node holds a block, retrying on conflicts.
+func (st *assignState) addAffinity(ctx context.Context, pool string, cidr netip.Prefix) error {
+	for try := 0; ; try++ {
+		if st.aff.Has(pool, cidr) {
+			return nil
+		}
+		next := st.aff.Clone()
+		next.Blocks[pool] = append(next.Blocks[pool], cidr)
+		err := st.a.Store.SaveAffinity(ctx, next)
+		if err == nil {
+			st.aff = next
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrExists) {
+			return err
+		}
+		if err := st.a.backoff(ctx, try); err != nil {
+			return err
+		}
+		aff, err := st.a.Store.GetAffinity(ctx, st.a.Node)
+		if err != nil {
+			return err
+		}
+		st.aff = aff
+	}
+}

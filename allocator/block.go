@@ -1,0 +1,172 @@
+package allocator
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+)
+
+// Slot is one used address of a block.
+type Slot struct {
+	// Claim is the ID of the claim holding the address.
+	Claim string
+	// Seq is the block's sequence number when the address was handed out.
+	Seq uint64
+}
+
+// Block is a contiguous range of a pool's addresses, claimed by one node
+// (or shared by all when the pool is no larger than a block). It is a value
+// the engine reads from the store, changes with the pure methods below and
+// writes back guarded by Version.
+type Block struct {
+	// CIDR is the block's range.
+	CIDR netip.Prefix
+	// Pool is the name of the pool the block belongs to.
+	Pool string
+	// PoolCIDR is the pool's range (for its reserved addresses).
+	PoolCIDR netip.Prefix
+	// Node is the node that claimed the block; empty for a shared block.
+	Node string
+	// NextSeq is the sequence number the next allocation gets.
+	NextSeq uint64
+	// Cursor is the offset where the search for a free slot starts. It
+	// moves past each allocation, so a just-freed address is reused last:
+	// a firewall log or a conntrack entry for it is less likely to be
+	// mistaken for the next pod's.
+	Cursor int
+	// Slots maps used offsets to their holders.
+	Slots map[int]Slot
+	// Version is the store's version of the object (resourceVersion).
+	Version string
+}
+
+// Size returns the number of addresses in the block.
+func (b *Block) Size() int { return 1 << (b.CIDR.Addr().BitLen() - b.CIDR.Bits()) }
+
+// Addr returns the address at an offset.
+func (b *Block) Addr(off int) netip.Addr {
+	return addOffsetInt(b.CIDR.Addr(), off)
+}
+
+// Offset returns the offset of addr; ok is false when it is not in the block.
+func (b *Block) Offset(addr netip.Addr) (int, bool) {
+	if !b.CIDR.Contains(addr) {
+		return 0, false
+	}
+	return offsetOf(b.CIDR.Addr(), addr), true
+}
+
+// Usable returns how many addresses the block can ever hand out.
+func (b *Block) Usable() int {
+	n := b.Size()
+	for _, r := range reservedOf(b.PoolCIDR) {
+		if b.CIDR.Contains(r) {
+			n--
+		}
+	}
+	return n
+}
+
+// Free returns how many addresses the block can still hand out.
+func (b *Block) Free() int { return b.Usable() - len(b.Slots) }
+
+// Find returns the address a claim holds in the block, if any. A claim holds
+// at most one address per block: the engine reuses it instead of allocating
+// again, which makes a retried ADD after a crash idempotent.
+func (b *Block) Find(claim string) (netip.Addr, Slot, bool) {
+	for off, s := range b.Slots {
+		if s.Claim == claim {
+			return b.Addr(off), s, true
+		}
+	}
+	return netip.Addr{}, Slot{}, false
+}
+
+// Allocate hands the claim a free address and returns it with its sequence
+// number. If the claim already holds one, that is returned and changed is
+// false. It fails with ErrExhausted when the block is full.
+func (b *Block) Allocate(claim string) (addr netip.Addr, seq uint64, changed bool, err error) {
+	if a, s, ok := b.Find(claim); ok {
+		return a, s.Seq, false, nil
+	}
+	size := b.Size()
+	for i := 0; i < size; i++ {
+		off := (b.Cursor + i) % size
+		if _, used := b.Slots[off]; used {
+			continue
+		}
+		a := b.Addr(off)
+		if Reserved(b.PoolCIDR, a) {
+			continue
+		}
+		if b.Slots == nil {
+			b.Slots = make(map[int]Slot)
+		}
+		b.NextSeq++
+		seq = b.NextSeq
+		b.Slots[off] = Slot{Claim: claim, Seq: seq}
+		b.Cursor = (off + 1) % size
+		return a, seq, true, nil
+	}
+	return netip.Addr{}, 0, false, fmt.Errorf("%w: block %s of pool %q is full", ErrExhausted, b.CIDR, b.Pool)
+}
+
+// Release frees addr if, and only if, it is still held by claim with
+// sequence number seq. It reports whether anything changed: false means the
+// address was already free or has been reassigned, which callers treat as
+// success (release is idempotent).
+func (b *Block) Release(addr netip.Addr, claim string, seq uint64) bool {
+	off, ok := b.Offset(addr)
+	if !ok {
+		return false
+	}
+	s, used := b.Slots[off]
+	if !used || s.Claim != claim || s.Seq != seq {
+		return false
+	}
+	delete(b.Slots, off)
+	return true
+}
+
+// Offsets returns the used offsets in ascending order.
+func (b *Block) Offsets() []int {
+	out := make([]int, 0, len(b.Slots))
+	for off := range b.Slots {
+		out = append(out, off)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Clone returns a deep copy, so a failed write leaves the caller's copy
+// untouched.
+func (b *Block) Clone() *Block {
+	c := *b
+	c.Slots = make(map[int]Slot, len(b.Slots))
+	for k, v := range b.Slots {
+		c.Slots[k] = v
+	}
+	return &c
+}
+
+// NewBlock returns an empty block of a pool.
+func NewBlock(p Pool, cidr netip.Prefix, node string) *Block {
+	return &Block{CIDR: cidr, Pool: p.Name, PoolCIDR: p.CIDR, Node: node, Slots: map[int]Slot{}}
+}
+
+func addOffsetInt(a netip.Addr, off int) netip.Addr {
+	if a.Is4() {
+		b := a.As4()
+		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		v += uint32(off)
+		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	}
+	b := a.As16()
+	carry := uint64(off)
+	for i := 15; i >= 0 && carry > 0; i-- {
+		s := uint64(b[i]) + carry&0xff
+		b[i] = byte(s)
+		carry = carry>>8 + s>>8
+	}
+	return netip.AddrFrom16(b)
+}

@@ -1,0 +1,283 @@
+package allocator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/netip"
+	"sync"
+	"testing"
+
+	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/allocator/memstore"
+	"poolguard.dev/poolguard/policy"
+)
+
+func mkPool(t testing.TB, name, cidr string, blockSize int) allocator.Pool {
+	t.Helper()
+	p, err := policy.ParsePoolCIDR(cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return allocator.Pool{Pool: policy.Pool{Name: name, CIDR: p}, BlockSize: blockSize}
+}
+
+func want(fam policy.Family, pools ...allocator.Pool) allocator.Want {
+	return allocator.Want{Family: fam, Pools: pools}
+}
+
+// fillConcurrently runs `nodes` nodes with `perNode` workers each, all
+// allocating from wants until the pools are exhausted. It returns every
+// claim made and checks no error other than exhaustion occurred.
+func fillConcurrently(t *testing.T, st allocator.Store, nodes, perNode int, wants ...allocator.Want) []*allocator.Claim {
+	t.Helper()
+	var (
+		mu     sync.Mutex
+		claims []*allocator.Claim
+		wg     sync.WaitGroup
+	)
+	for n := 0; n < nodes; n++ {
+		a := &allocator.Allocator{Store: st, Node: fmt.Sprintf("node-%02d", n), MaxConflicts: 10000}
+		for w := 0; w < perNode; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					c, err := a.Assign(context.Background(), allocator.Request{
+						ContainerID: fmt.Sprintf("%s-w%d-%d", a.Node, w, i), IfName: "eth0",
+						Pod: allocator.PodRef{Namespace: "ns", Name: fmt.Sprintf("p-%s-%d-%d", a.Node, w, i)}, Wants: wants,
+					})
+					if errors.Is(err, allocator.ErrExhausted) {
+						return
+					}
+					if err != nil {
+						t.Errorf("assign: %v", err)
+						return
+					}
+					mu.Lock()
+					claims = append(claims, c)
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return claims
+}
+
+// checkUnique fails on an address held twice or outside its pool.
+func checkUnique(t *testing.T, claims []*allocator.Claim) map[netip.Addr]bool {
+	t.Helper()
+	seen := map[netip.Addr]bool{}
+	for _, c := range claims {
+		for _, as := range c.Addresses {
+			if seen[as.Addr] {
+				t.Fatalf("%s handed out twice", as.Addr)
+			}
+			if !as.PoolCIDR.Contains(as.Addr) || !as.Block.Contains(as.Addr) || allocator.Reserved(as.PoolCIDR, as.Addr) {
+				t.Fatalf("%s outside pool %s / block %s or reserved", as.Addr, as.PoolCIDR, as.Block)
+			}
+			seen[as.Addr] = true
+		}
+	}
+	return seen
+}
+
+// TestConcurrentFillIsExact: 16 nodes with 4 workers each fill a /22 of /26
+// blocks (so nodes claim blocks, then borrow), ending with exactly the
+// pool's capacity handed out, none twice; releasing everything empties
+// every block.
+func TestConcurrentFillIsExact(t *testing.T) {
+	st := memstore.New()
+	p := mkPool(t, "big", "198.18.0.0/22", 26)
+	claims := fillConcurrently(t, st, 16, 4, want(policy.IPv4, p))
+	seen := checkUnique(t, claims)
+	if int64(len(seen)) != p.Capacity().Int64() {
+		t.Fatalf("handed out %d addresses, capacity %s", len(seen), p.Capacity())
+	}
+	if !st.InUse("big") {
+		t.Fatal("pool not marked in use before allocating")
+	}
+	blocks := st.Blocks()
+	if len(blocks) != 16 {
+		t.Fatalf("%d blocks, want 16", len(blocks))
+	}
+	var wg sync.WaitGroup
+	for _, c := range claims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := &allocator.Allocator{Store: st, Node: c.Node, MaxConflicts: 10000}
+			if err := a.Release(context.Background(), c.ContainerID, c.IfName); err != nil {
+				t.Errorf("release: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, b := range st.Blocks() {
+		if len(b.Slots) != 0 {
+			t.Fatalf("block %s still holds %d slots", b.CIDR, len(b.Slots))
+		}
+	}
+	if n := len(st.Claims()); n != 0 {
+		t.Fatalf("%d claims left", n)
+	}
+}
+
+// TestSmallPoolSharedByEightNodes: a /29 is one shared block; eight nodes
+// fill its six usable addresses exactly, then get ErrExhausted.
+func TestSmallPoolSharedByEightNodes(t *testing.T) {
+	st := memstore.New()
+	p := mkPool(t, "fw", "198.51.100.8/29", 26)
+	claims := fillConcurrently(t, st, 8, 2, want(policy.IPv4, p))
+	if seen := checkUnique(t, claims); len(seen) != 6 {
+		t.Fatalf("handed out %d addresses, want 6", len(seen))
+	}
+	a := &allocator.Allocator{Store: st, Node: "node-09"}
+	_, err := a.Assign(context.Background(), allocator.Request{ContainerID: "late", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}})
+	if !errors.Is(err, allocator.ErrExhausted) {
+		t.Fatalf("7th allocation: %v, want ErrExhausted", err)
+	}
+}
+
+// TestPoolsInOrder: the second named pool is used only once the first is
+// full.
+func TestPoolsInOrder(t *testing.T) {
+	st := memstore.New()
+	first := mkPool(t, "first", "198.51.100.0/30", 26)
+	second := mkPool(t, "second", "203.0.113.0/24", 26)
+	a := &allocator.Allocator{Store: st, Node: "n"}
+	var pools []string
+	for i := 0; i < 4; i++ {
+		c, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprint(i), IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, first, second)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pools = append(pools, c.Addresses[0].Pool)
+	}
+	if fmt.Sprint(pools) != "[first first second second]" {
+		t.Fatalf("pools used: %v", pools)
+	}
+}
+
+// TestDualStackAllOrNothing: when IPv6 is exhausted, the IPv4 address taken
+// first is released again.
+func TestDualStackAllOrNothing(t *testing.T) {
+	st := memstore.New()
+	v4 := mkPool(t, "v4", "198.51.100.0/24", 26)
+	v6 := mkPool(t, "v6", "2001:db8::/127", 122)
+	a := &allocator.Allocator{Store: st, Node: "n"}
+	for i := 0; i < 2; i++ {
+		c, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprint(i), IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, v4), want(policy.IPv6, v6)}})
+		if err != nil || len(c.Addresses) != 2 {
+			t.Fatalf("dual-stack assign %d: %v %v", i, c, err)
+		}
+	}
+	_, err := a.Assign(context.Background(), allocator.Request{ContainerID: "third", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, v4), want(policy.IPv6, v6)}})
+	if !errors.Is(err, allocator.ErrExhausted) {
+		t.Fatalf("third: %v", err)
+	}
+	used := 0
+	for _, b := range st.Blocks() {
+		if b.Pool == "v4" {
+			used += len(b.Slots)
+		}
+	}
+	if used != 2 {
+		t.Fatalf("v4 holds %d addresses after the failed dual-stack ADD, want 2", used)
+	}
+}
+
+// crashingStore fails CreateClaim once, like a plugin killed after writing
+// the block and before writing the claim.
+type crashingStore struct {
+	*memstore.Store
+	failed bool
+}
+
+func (c *crashingStore) CreateClaim(ctx context.Context, cl *allocator.Claim) error {
+	if !c.failed {
+		c.failed = true
+		return fmt.Errorf("killed: %w", allocator.ErrUnavailable)
+	}
+	return c.Store.CreateClaim(ctx, cl)
+}
+
+// TestIdempotence: ADD twice returns the same address; ADD retried after a
+// crash before the claim was written reuses the slot; DEL twice is fine;
+// DEL without a claim frees the orphaned slot.
+func TestIdempotence(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	st := &crashingStore{Store: mem}
+	p := mkPool(t, "p", "198.51.100.0/24", 26)
+	a := &allocator.Allocator{Store: st, Node: "n"}
+	req := allocator.Request{ContainerID: "ctr", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}}
+
+	// Make rollback impossible to observe: the first attempt "crashes"
+	// after the block write. Rollback runs (as in a real failure path), so
+	// to model a SIGKILL we instead write the slot by hand.
+	blk, _ := p.BlockAt(bigZero())
+	b := allocator.NewBlock(p, blk, "n")
+	orphan, _, _, _ := b.Allocate(allocator.ClaimID("ctr", "eth0"))
+	if err := mem.CreateBlock(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	aff, _ := mem.GetAffinity(ctx, "n")
+	aff.Blocks["p"] = []netip.Prefix{blk}
+	if err := mem.SaveAffinity(ctx, aff); err != nil {
+		t.Fatal(err)
+	}
+	st.failed = true
+
+	c1, err := a.Assign(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1.Addresses[0].Addr != orphan {
+		t.Fatalf("retry after crash got %s, want the orphaned %s", c1.Addresses[0].Addr, orphan)
+	}
+	c2, err := a.Assign(ctx, req)
+	if err != nil || c2.Addresses[0].Addr != c1.Addresses[0].Addr {
+		t.Fatalf("second ADD: %v %v", c2, err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := a.Release(ctx, "ctr", "eth0"); err != nil {
+			t.Fatalf("DEL %d: %v", i, err)
+		}
+	}
+	// Orphan without claim: DEL frees it.
+	b2, _ := mem.GetBlock(ctx, blk)
+	addr, _, _, _ := b2.Allocate(allocator.ClaimID("ctr2", "eth0"))
+	if err := mem.UpdateBlock(ctx, b2); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(ctx, "ctr2", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	b3, _ := mem.GetBlock(ctx, blk)
+	if _, _, held := b3.Find(allocator.ClaimID("ctr2", "eth0")); held || len(b3.Slots) != 0 {
+		t.Fatalf("orphaned %s not freed by DEL: %v", addr, b3.Slots)
+	}
+}
+
+// TestFailedClaimWriteRollsBack: when the claim cannot be written the
+// addresses are released, not leaked.
+func TestFailedClaimWriteRollsBack(t *testing.T) {
+	mem := memstore.New()
+	st := &crashingStore{Store: mem}
+	p := mkPool(t, "p", "198.51.100.0/29", 26)
+	a := &allocator.Allocator{Store: st, Node: "n"}
+	_, err := a.Assign(context.Background(), allocator.Request{ContainerID: "x", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}})
+	if !errors.Is(err, allocator.ErrUnavailable) {
+		t.Fatalf("got %v", err)
+	}
+	for _, b := range mem.Blocks() {
+		if len(b.Slots) != 0 {
+			t.Fatalf("leaked %v", b.Slots)
+		}
+	}
+}
+
+func bigZero() *big.Int { return big.NewInt(0) }

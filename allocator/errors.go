@@ -1,0 +1,31 @@
+package allocator
+
+import "errors"
+
+// Sentinel errors. The store and the engine wrap them with detail; only the
+// CNI edge maps them to CNI error codes.
+var (
+	// ErrExhausted: no free address in the pools that were tried.
+	ErrExhausted = errors.New("pool exhausted")
+	// ErrNoPool: no pool is eligible for the pod (none named and no
+	// Automatic pool matches, or the fail-safe refuses an unfrozen pod).
+	ErrNoPool = errors.New("no eligible pool")
+	// ErrNotFrozen: the pod lacks poolguard's provenance annotation and the
+	// configured fail-safe refuses such pods.
+	ErrNotFrozen = errors.New("pod not frozen by poolguard")
+
+	// ErrNotFound: the store has no such object.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a create lost to an object of the same name; for a block
+	// this means another node claimed it first.
+	ErrExists = errors.New("already exists")
+	// ErrConflict: a write raced another (optimistic concurrency).
+	ErrConflict = errors.New("write conflict")
+	// ErrBusy: too many write conflicts in a row; retrying later helps.
+	ErrBusy = errors.New("too much contention")
+	// ErrUnavailable: the store (the API server) cannot be reached.
+	ErrUnavailable = errors.New("state store unavailable")
+	// ErrMismatch: CHECK found the recorded allocation differs from what
+	// the runtime believes.
+	ErrMismatch = errors.New("allocation mismatch")
+)
