@@ -1,0 +1,63 @@
+package kubestore
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
+	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
+)
+
+// NewScheme returns a scheme with the core types, the IPPool and the
+// allocator's objects.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiv1alpha1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// StaticMapper maps the kinds the allocator touches without discovery: a
+// CNI plugin process lives for one request, and discovery would cost more
+// round trips than the request itself.
+func StaticMapper() meta.RESTMapper {
+	m := meta.NewDefaultRESTMapper(nil)
+	core := corev1.SchemeGroupVersion
+	m.Add(core.WithKind("Pod"), meta.RESTScopeNamespace)
+	m.Add(core.WithKind("Node"), meta.RESTScopeRoot)
+	m.Add(core.WithKind("Namespace"), meta.RESTScopeRoot)
+	for _, k := range []string{"IPPool", "IPAMBlock", "IPAMClaim", "IPAMAffinity"} {
+		m.Add(schema.GroupVersionKind{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Kind: k}, meta.RESTScopeRoot)
+	}
+	return m
+}
+
+// NewClient returns a direct (uncached) client for a short-lived process:
+// static REST mapping, no client-side rate limit (each plugin process
+// makes a handful of requests; the API server's priority and fairness
+// protects it), JSON.
+func NewClient(cfg *rest.Config) (client.Client, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
+	scheme, err := NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP client: %w", err)
+	}
+	return client.New(cfg, client.Options{Scheme: scheme, Mapper: StaticMapper(), HTTPClient: hc})
+}
+

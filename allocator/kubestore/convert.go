@@ -1,0 +1,119 @@
+package kubestore
+
+import (
+	"fmt"
+	"net/netip"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
+)
+
+// BlockToAPI converts a block to its object.
+func BlockToAPI(b *allocator.Block) *v1alpha1.IPAMBlock {
+	o := &v1alpha1.IPAMBlock{
+		ObjectMeta: metav1.ObjectMeta{Name: allocator.BlockName(b.CIDR), ResourceVersion: b.Version},
+		Spec: v1alpha1.IPAMBlockSpec{
+			CIDR:      b.CIDR.String(),
+			Pool:      b.Pool,
+			PoolCIDR:  b.PoolCIDR.String(),
+			Node:      b.Node,
+			NextSeq:   int64(b.NextSeq),
+			Cursor:    int32(b.Cursor),
+			Allocated: int32(len(b.Slots)),
+		},
+	}
+	for _, off := range b.Offsets() {
+		s := b.Slots[off]
+		o.Spec.Allocations = append(o.Spec.Allocations, v1alpha1.BlockAllocation{Slot: int32(off), Claim: s.Claim, Seq: int64(s.Seq)})
+	}
+	return o
+}
+
+// BlockFromAPI converts an object to a block.
+func BlockFromAPI(o *v1alpha1.IPAMBlock) (*allocator.Block, error) {
+	cidr, err := netip.ParsePrefix(o.Spec.CIDR)
+	if err != nil {
+		return nil, fmt.Errorf("IPAMBlock %s: cidr: %w", o.Name, err)
+	}
+	pcidr, err := netip.ParsePrefix(o.Spec.PoolCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("IPAMBlock %s: poolCIDR: %w", o.Name, err)
+	}
+	b := &allocator.Block{
+		CIDR: cidr, Pool: o.Spec.Pool, PoolCIDR: pcidr, Node: o.Spec.Node,
+		NextSeq: uint64(o.Spec.NextSeq), Cursor: int(o.Spec.Cursor),
+		Slots: make(map[int]allocator.Slot, len(o.Spec.Allocations)), Version: o.ResourceVersion,
+	}
+	for _, a := range o.Spec.Allocations {
+		b.Slots[int(a.Slot)] = allocator.Slot{Claim: a.Claim, Seq: uint64(a.Seq)}
+	}
+	return b, nil
+}
+
+// ClaimToAPI converts a claim to its object.
+func ClaimToAPI(c *allocator.Claim) *v1alpha1.IPAMClaim {
+	o := &v1alpha1.IPAMClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: c.ID, ResourceVersion: c.Version},
+		Spec: v1alpha1.IPAMClaimSpec{
+			ContainerID: c.ContainerID, IfName: c.IfName, Node: c.Node,
+			Pod: v1alpha1.PodReference{Namespace: c.Pod.Namespace, Name: c.Pod.Name, UID: c.Pod.UID},
+		},
+	}
+	for _, a := range c.Addresses {
+		o.Spec.Addresses = append(o.Spec.Addresses, v1alpha1.ClaimAddress{
+			Pool: a.Pool, PoolCIDR: a.PoolCIDR.String(), Block: a.Block.String(), Address: a.Addr.String(), Seq: int64(a.Seq),
+		})
+	}
+	return o
+}
+
+// ClaimFromAPI converts an object to a claim.
+func ClaimFromAPI(o *v1alpha1.IPAMClaim) (*allocator.Claim, error) {
+	c := &allocator.Claim{
+		ID: o.Name, ContainerID: o.Spec.ContainerID, IfName: o.Spec.IfName, Node: o.Spec.Node,
+		Pod:     allocator.PodRef{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name, UID: o.Spec.Pod.UID},
+		Version: o.ResourceVersion,
+	}
+	for _, a := range o.Spec.Addresses {
+		pc, err1 := netip.ParsePrefix(a.PoolCIDR)
+		bc, err2 := netip.ParsePrefix(a.Block)
+		ad, err3 := netip.ParseAddr(a.Address)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return nil, fmt.Errorf("IPAMClaim %s: bad address entry %+v", o.Name, a)
+		}
+		c.Addresses = append(c.Addresses, allocator.Assigned{Pool: a.Pool, PoolCIDR: pc, Block: bc, Addr: ad, Seq: uint64(a.Seq)})
+	}
+	return c, nil
+}
+
+// AffinityToAPI converts an affinity to its object.
+func AffinityToAPI(a *allocator.Affinity) *v1alpha1.IPAMAffinity {
+	o := &v1alpha1.IPAMAffinity{
+		ObjectMeta: metav1.ObjectMeta{Name: a.Node, ResourceVersion: a.Version},
+		Spec:       v1alpha1.IPAMAffinitySpec{Node: a.Node},
+	}
+	for pool, cidrs := range a.Blocks {
+		for _, c := range cidrs {
+			o.Spec.Blocks = append(o.Spec.Blocks, v1alpha1.AffineBlock{Pool: pool, CIDR: c.String()})
+		}
+	}
+	return o
+}
+
+// AffinityFromAPI converts an object to an affinity.
+func AffinityFromAPI(o *v1alpha1.IPAMAffinity) (*allocator.Affinity, error) {
+	a := &allocator.Affinity{Node: o.Spec.Node, Blocks: map[string][]netip.Prefix{}, Version: o.ResourceVersion}
+	if a.Node == "" {
+		a.Node = o.Name
+	}
+	for _, b := range o.Spec.Blocks {
+		c, err := netip.ParsePrefix(b.CIDR)
+		if err != nil {
+			return nil, fmt.Errorf("IPAMAffinity %s: %w", o.Name, err)
+		}
+		a.Blocks[b.Pool] = append(a.Blocks[b.Pool], c)
+	}
+	return a, nil
+}

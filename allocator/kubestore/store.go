@@ -1,0 +1,256 @@
+package kubestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
+	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/policy"
+	"poolguard.dev/poolguard/pools"
+)
+
+// Store implements allocator.Store on the Kubernetes API.
+type Store struct {
+	// Client must reach the API server directly (not a cache): every read
+	// feeds a conditional write.
+	Client client.Client
+}
+
+var _ allocator.Store = Store{}
+
+// GetClaim implements allocator.Store.
+func (s Store) GetClaim(ctx context.Context, id string) (*allocator.Claim, error) {
+	var o v1alpha1.IPAMClaim
+	if err := s.Client.Get(ctx, types.NamespacedName{Name: id}, &o); err != nil {
+		return nil, wrap(err, "IPAMClaim", id)
+	}
+	return ClaimFromAPI(&o)
+}
+
+// CreateClaim implements allocator.Store.
+func (s Store) CreateClaim(ctx context.Context, c *allocator.Claim) error {
+	o := ClaimToAPI(c)
+	o.ResourceVersion = ""
+	if err := s.Client.Create(ctx, o); err != nil {
+		return wrap(err, "IPAMClaim", c.ID)
+	}
+	c.Version = o.ResourceVersion
+	return nil
+}
+
+// DeleteClaim implements allocator.Store.
+func (s Store) DeleteClaim(ctx context.Context, c *allocator.Claim) error {
+	o := ClaimToAPI(c)
+	err := s.Client.Delete(ctx, o, client.Preconditions{ResourceVersion: &c.Version})
+	return wrap(err, "IPAMClaim", c.ID)
+}
+
+// GetBlock implements allocator.Store.
+func (s Store) GetBlock(ctx context.Context, cidr netip.Prefix) (*allocator.Block, error) {
+	var o v1alpha1.IPAMBlock
+	name := allocator.BlockName(cidr)
+	if err := s.Client.Get(ctx, types.NamespacedName{Name: name}, &o); err != nil {
+		return nil, wrap(err, "IPAMBlock", name)
+	}
+	return BlockFromAPI(&o)
+}
+
+// CreateBlock implements allocator.Store.
+func (s Store) CreateBlock(ctx context.Context, b *allocator.Block) error {
+	o := BlockToAPI(b)
+	o.ResourceVersion = ""
+	if err := s.Client.Create(ctx, o); err != nil {
+		return wrap(err, "IPAMBlock", o.Name)
+	}
+	b.Version = o.ResourceVersion
+	return nil
+}
+
+// UpdateBlock implements allocator.Store. The object carries the
+// resourceVersion read, so the API server refuses a stale write.
+func (s Store) UpdateBlock(ctx context.Context, b *allocator.Block) error {
+	if b.Version == "" {
+		return fmt.Errorf("IPAMBlock %s: update without a resourceVersion", b.CIDR)
+	}
+	o := BlockToAPI(b)
+	if err := s.Client.Update(ctx, o); err != nil {
+		return wrap(err, "IPAMBlock", o.Name)
+	}
+	b.Version = o.ResourceVersion
+	return nil
+}
+
+// DeleteBlock deletes a block if its version still matches (used by the
+// garbage collector for empty blocks).
+func (s Store) DeleteBlock(ctx context.Context, b *allocator.Block) error {
+	o := BlockToAPI(b)
+	return wrap(s.Client.Delete(ctx, o, client.Preconditions{ResourceVersion: &b.Version}), "IPAMBlock", o.Name)
+}
+
+// PoolBlocks implements allocator.Store with a LIST selected on spec.pool:
+// the blocks of one pool only.
+func (s Store) PoolBlocks(ctx context.Context, pool string) ([]*allocator.Block, error) {
+	var list v1alpha1.IPAMBlockList
+	if err := s.Client.List(ctx, &list, client.MatchingFields{"spec.pool": pool}); err != nil {
+		return nil, wrap(err, "IPAMBlocks of pool", pool)
+	}
+	out := make([]*allocator.Block, 0, len(list.Items))
+	for i := range list.Items {
+		b, err := BlockFromAPI(&list.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// GetAffinity implements allocator.Store.
+func (s Store) GetAffinity(ctx context.Context, node string) (*allocator.Affinity, error) {
+	var o v1alpha1.IPAMAffinity
+	err := s.Client.Get(ctx, types.NamespacedName{Name: node}, &o)
+	if apierrors.IsNotFound(err) {
+		return &allocator.Affinity{Node: node, Blocks: map[string][]netip.Prefix{}}, nil
+	}
+	if err != nil {
+		return nil, wrap(err, "IPAMAffinity", node)
+	}
+	return AffinityFromAPI(&o)
+}
+
+// SaveAffinity implements allocator.Store.
+func (s Store) SaveAffinity(ctx context.Context, a *allocator.Affinity) error {
+	o := AffinityToAPI(a)
+	// Keep the object's order stable, so it reads well and diffs cleanly.
+	slices.SortFunc(o.Spec.Blocks, func(x, y v1alpha1.AffineBlock) int {
+		if x.Pool != y.Pool {
+			if x.Pool < y.Pool {
+				return -1
+			}
+			return 1
+		}
+		return comparePrefix(x.CIDR, y.CIDR)
+	})
+	var err error
+	if a.Version == "" {
+		err = s.Client.Create(ctx, o)
+	} else {
+		err = s.Client.Update(ctx, o)
+	}
+	if err != nil {
+		return wrap(err, "IPAMAffinity", a.Node)
+	}
+	a.Version = o.ResourceVersion
+	return nil
+}
+
+// DeleteAffinity deletes a node's affinity if its version still matches.
+func (s Store) DeleteAffinity(ctx context.Context, a *allocator.Affinity) error {
+	o := AffinityToAPI(a)
+	return wrap(s.Client.Delete(ctx, o, client.Preconditions{ResourceVersion: &a.Version}), "IPAMAffinity", a.Node)
+}
+
+// MarkPoolInUse implements allocator.Store: it adds the allocations
+// finalizer to the IPPool, guarded by its resourceVersion.
+func (s Store) MarkPoolInUse(ctx context.Context, pool string) error {
+	for try := 0; try < 10; try++ {
+		var p apiv1alpha1.IPPool
+		if err := s.Client.Get(ctx, types.NamespacedName{Name: pool}, &p); err != nil {
+			return wrap(err, "IPPool", pool)
+		}
+		if p.DeletionTimestamp != nil {
+			return fmt.Errorf("%w: pool %q is being deleted and hands out no new addresses", policy.ErrDisabledPool, pool)
+		}
+		if !controllerutil.AddFinalizer(&p, policy.FinalizerAllocations) {
+			return nil
+		}
+		err := s.Client.Update(ctx, &p)
+		if err == nil || !apierrors.IsConflict(err) {
+			return wrap(err, "IPPool", pool)
+		}
+	}
+	return fmt.Errorf("%w: IPPool %s: finalizer", allocator.ErrBusy, pool)
+}
+
+// Pools reads every IPPool as the allocator sees it. Pools that could never
+// pass validation are left out, so naming one reads as unknown.
+func (s Store) Pools(ctx context.Context) ([]allocator.Pool, error) {
+	var list apiv1alpha1.IPPoolList
+	if err := s.Client.List(ctx, &list); err != nil {
+		return nil, wrap(err, "IPPools", "")
+	}
+	return FromIPPools(list.Items), nil
+}
+
+// FromIPPools converts IPPools to the allocator's pools.
+func FromIPPools(items []apiv1alpha1.IPPool) []allocator.Pool {
+	out := make([]allocator.Pool, 0, len(items))
+	for i := range items {
+		pp, err := pools.FromIPPool(&items[i])
+		if err != nil {
+			continue
+		}
+		out = append(out, allocator.Pool{
+			Pool:      pp,
+			BlockSize: int(items[i].Spec.BlockSize),
+			InUse:     controllerutil.ContainsFinalizer(&items[i], policy.FinalizerAllocations),
+		})
+	}
+	return out
+}
+
+// wrap maps API errors to the allocator's sentinels.
+func wrap(err error, kind, name string) error {
+	if err == nil {
+		return nil
+	}
+	what := kind
+	if name != "" {
+		what += " " + name
+	}
+	var netErr net.Error
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%s: %w", what, allocator.ErrNotFound)
+	case apierrors.IsAlreadyExists(err):
+		return fmt.Errorf("%s: %w", what, allocator.ErrExists)
+	case apierrors.IsConflict(err):
+		return fmt.Errorf("%s: %w", what, allocator.ErrConflict)
+	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
+		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err),
+		errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded), isConnErr(err):
+		return fmt.Errorf("%s: %w: %v", what, allocator.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func isConnErr(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr)
+}
+
+func comparePrefix(a, b string) int {
+	pa, e1 := netip.ParsePrefix(a)
+	pb, e2 := netip.ParsePrefix(b)
+	if e1 != nil || e2 != nil {
+		if a < b {
+			return -1
+		}
+		return 1
+	}
+	if c := pa.Addr().Compare(pb.Addr()); c != 0 {
+		return c
+	}
+	return pa.Bits() - pb.Bits()
+}

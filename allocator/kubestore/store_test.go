@@ -1,0 +1,155 @@
+package kubestore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/allocator/kubestore"
+	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
+	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/policy"
+	"poolguard.dev/poolguard/test/harness"
+)
+
+var env *harness.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = harness.Start(harness.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping control plane:", err)
+	}
+	os.Exit(code)
+}
+
+func newStore(t *testing.T) (kubestore.Store, client.Client) {
+	t.Helper()
+	c, err := kubestore.NewClient(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubestore.Store{Client: c}, c
+}
+
+func createPool(t *testing.T, c client.Client, name, cidr string, blockSize int32) allocator.Pool {
+	t.Helper()
+	p := &apiv1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: apiv1alpha1.IPPoolSpec{CIDR: cidr, BlockSize: blockSize}}
+	if err := c.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	ps := kubestore.FromIPPools([]apiv1alpha1.IPPool{*p})
+	return ps[0]
+}
+
+// TestKubeStoreConcurrentFill runs the allocation engine from 16 simulated
+// nodes (4 goroutines each) against the real API server until a /24 of /28
+// blocks is exhausted: exactly its capacity is handed out, none twice, and
+// the pool got its finalizer before the first allocation.
+func TestKubeStoreConcurrentFill(t *testing.T) {
+	st, c := newStore(t)
+	ctx := context.Background()
+	p := createPool(t, c, "fill", "198.18.10.0/24", 28)
+	var (
+		mu   sync.Mutex
+		seen = map[netip.Addr]string{}
+		wg   sync.WaitGroup
+	)
+	for n := 0; n < 16; n++ {
+		a := &allocator.Allocator{Store: st, Node: fmt.Sprintf("fill-node-%02d", n), MaxConflicts: 1000}
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					cl, err := a.Assign(ctx, allocator.Request{ContainerID: fmt.Sprintf("%s-%d-%d", a.Node, w, i), IfName: "eth0",
+						Pod: allocator.PodRef{Namespace: "ns", Name: "p"}, Wants: []allocator.Want{{Family: policy.IPv4, Pools: []allocator.Pool{p}}}})
+					if errors.Is(err, allocator.ErrExhausted) {
+						return
+					}
+					if err != nil {
+						t.Errorf("assign: %v", err)
+						return
+					}
+					mu.Lock()
+					addr := cl.Addresses[0].Addr
+					if prev, dup := seen[addr]; dup {
+						t.Errorf("%s handed to %s and %s", addr, prev, cl.ID)
+					}
+					seen[addr] = cl.ID
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(seen) != 254 {
+		t.Fatalf("handed out %d addresses, want 254", len(seen))
+	}
+	var blocks v1alpha1.IPAMBlockList
+	if err := c.List(ctx, &blocks, client.MatchingFields{"spec.pool": "fill"}); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, b := range blocks.Items {
+		total += len(b.Spec.Allocations)
+	}
+	if len(blocks.Items) != 16 || total != 254 {
+		t.Fatalf("%d blocks holding %d addresses", len(blocks.Items), total)
+	}
+	var claims v1alpha1.IPAMClaimList
+	if err := c.List(ctx, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if len(claims.Items) < 254 {
+		t.Fatalf("%d claims", len(claims.Items))
+	}
+	var pool apiv1alpha1.IPPool
+	if err := c.Get(ctx, client.ObjectKey{Name: "fill"}, &pool); err != nil {
+		t.Fatal(err)
+	}
+	if len(pool.Finalizers) != 1 || pool.Finalizers[0] != policy.FinalizerAllocations {
+		t.Fatalf("finalizers %v", pool.Finalizers)
+	}
+}
+
+// TestLargePools: a /16 and a /48 hand out addresses with small objects.
+func TestLargePools(t *testing.T) {
+	st, c := newStore(t)
+	ctx := context.Background()
+	v4 := createPool(t, c, "big4", "198.19.0.0/16", 0)
+	v6 := createPool(t, c, "big6", "2001:db8:48::/48", 0)
+	a := &allocator.Allocator{Store: st, Node: "large-node"}
+	for i := 0; i < 70; i++ {
+		cl, err := a.Assign(ctx, allocator.Request{ContainerID: fmt.Sprint("large-", i), IfName: "eth0",
+			Wants: []allocator.Want{{Family: policy.IPv4, Pools: []allocator.Pool{v4}}, {Family: policy.IPv6, Pools: []allocator.Pool{v6}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cl.Addresses) != 2 || !v4.CIDR.Contains(cl.Addresses[0].Addr) || !v6.CIDR.Contains(cl.Addresses[1].Addr) {
+			t.Fatalf("addresses %v", cl.Addresses)
+		}
+	}
+	// 70 addresses need two /26 blocks (63 usable in the first) and two
+	// /122 blocks.
+	var blocks v1alpha1.IPAMBlockList
+	if err := c.List(ctx, &blocks, client.MatchingFields{"spec.node": "large-node"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks.Items) != 4 {
+		t.Fatalf("%d blocks", len(blocks.Items))
+	}
+}
