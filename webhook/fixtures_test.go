@@ -1,6 +1,8 @@
 package webhook_test
 
 import (
+	"fmt"
+	"hash/fnv"
 	"context"
 	"strings"
 	"sync"
@@ -49,13 +51,12 @@ func newClient(t *testing.T) (client.Client, *warningRecorder) {
 	return c, w
 }
 
-// uniq makes names unique per test so tests share one control plane.
+// uniq makes a DNS-label name unique per test, so tests share one control
+// plane without colliding: a readable prefix and a hash of the test's name.
 func uniq(t *testing.T, base string) string {
-	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	if len(name) > 40 {
-		name = name[len(name)-40:]
-	}
-	return strings.Trim(base+"-"+name, "-")
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(t.Name()))
+	return fmt.Sprintf("%s-%08x", base, h.Sum32())
 }
 
 func makeNamespace(t *testing.T, c client.Client, name string, annotations map[string]string) *corev1.Namespace {
