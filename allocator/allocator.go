@@ -31,10 +31,17 @@ type Allocator struct {
 
 // Request asks for one address per wanted family for a CNI attachment.
 type Request struct {
+	Network     string
 	ContainerID string
 	IfName      string
 	Pod         PodRef
 	Wants       []Want
+	// ClaimAbsent says the caller has just looked the claim up and found
+	// none, so Assign skips that read.
+	ClaimAbsent bool
+	// Affinity, when set, is the node's affinity the caller has just read
+	// (in parallel with its other reads), so Assign skips that read.
+	Affinity *Affinity
 }
 
 // Assign returns the claim of the attachment, allocating its addresses if
@@ -47,13 +54,15 @@ type Request struct {
 // GetAffinity (shared pools skip it), then per family GetBlock and
 // UpdateBlock, then CreateClaim.
 func (a *Allocator) Assign(ctx context.Context, req Request) (*Claim, error) {
-	id := ClaimID(req.ContainerID, req.IfName)
-	if c, err := a.Store.GetClaim(ctx, id); err == nil {
-		return c, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, err
+	id := ClaimID(req.Network, req.ContainerID, req.IfName)
+	if !req.ClaimAbsent {
+		if c, err := a.Store.GetClaim(ctx, id); err == nil {
+			return c, nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
 	}
-	st := &assignState{a: a, id: id}
+	st := &assignState{a: a, id: id, aff: req.Affinity}
 	var got []Assigned
 	for _, w := range req.Wants {
 		as, err := st.family(ctx, w)
@@ -63,7 +72,7 @@ func (a *Allocator) Assign(ctx context.Context, req Request) (*Claim, error) {
 		}
 		got = append(got, as)
 	}
-	c := &Claim{ID: id, ContainerID: req.ContainerID, IfName: req.IfName, Node: a.Node, Pod: req.Pod, Addresses: got}
+	c := &Claim{ID: id, Network: req.Network, ContainerID: req.ContainerID, IfName: req.IfName, Node: a.Node, Pod: req.Pod, Addresses: got}
 	err := a.Store.CreateClaim(ctx, c)
 	if errors.Is(err, ErrExists) {
 		// A concurrent ADD of the same attachment won. Both found the same
@@ -90,15 +99,15 @@ func (a *Allocator) Assign(ctx context.Context, req Request) (*Claim, error) {
 }
 
 // Get returns the attachment's claim, or ErrNotFound.
-func (a *Allocator) Get(ctx context.Context, containerID, ifName string) (*Claim, error) {
-	return a.Store.GetClaim(ctx, ClaimID(containerID, ifName))
+func (a *Allocator) Get(ctx context.Context, network, containerID, ifName string) (*Claim, error) {
+	return a.Store.GetClaim(ctx, ClaimID(network, containerID, ifName))
 }
 
 // Release frees the attachment's addresses and deletes its claim. It is
 // idempotent. Without a claim (an ADD that crashed before writing it) it
 // frees whatever slots of this node's blocks name the attachment.
-func (a *Allocator) Release(ctx context.Context, containerID, ifName string) error {
-	id := ClaimID(containerID, ifName)
+func (a *Allocator) Release(ctx context.Context, network, containerID, ifName string) error {
+	id := ClaimID(network, containerID, ifName)
 	c, err := a.Store.GetClaim(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return a.releaseOrphans(ctx, id)

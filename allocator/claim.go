@@ -31,10 +31,13 @@ type Assigned struct {
 	Seq uint64
 }
 
-// Claim is what one (container ID, interface) holds.
+// Claim is what one CNI attachment (network, container ID, interface)
+// holds.
 type Claim struct {
-	// ID is ClaimID(ContainerID, IfName).
-	ID          string
+	// ID is ClaimID(Network, ContainerID, IfName).
+	ID string
+	// Network is the CNI network's name.
+	Network     string
 	ContainerID string
 	IfName      string
 	// Node is the node the claim was made on.
@@ -51,7 +54,7 @@ type Claim struct {
 // so that it is a valid object name whatever the runtime's container IDs
 // and interface names look like, and deterministic so that a retried ADD
 // finds what the first attempt did.
-func ClaimID(containerID, ifName string) string {
-	h := sha256.Sum256([]byte(containerID + "\x00" + ifName))
+func ClaimID(network, containerID, ifName string) string {
+	h := sha256.Sum256([]byte(network + "\x00" + containerID + "\x00" + ifName))
 	return "c-" + hex.EncodeToString(h[:16])
 }

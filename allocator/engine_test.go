@@ -109,7 +109,7 @@ func TestConcurrentFillIsExact(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			a := &allocator.Allocator{Store: st, Node: c.Node, MaxConflicts: 10000}
-			if err := a.Release(context.Background(), c.ContainerID, c.IfName); err != nil {
+			if err := a.Release(context.Background(), c.Network, c.ContainerID, c.IfName); err != nil {
 				t.Errorf("release: %v", err)
 			}
 		}()
@@ -220,7 +220,7 @@ func TestIdempotence(t *testing.T) {
 	// to model a SIGKILL we instead write the slot by hand.
 	blk, _ := p.BlockAt(bigZero())
 	b := allocator.NewBlock(p, blk, "n")
-	orphan, _, _, _ := b.Allocate(allocator.ClaimID("ctr", "eth0"))
+	orphan, _, _, _ := b.Allocate(allocator.ClaimID("", "ctr", "eth0"))
 	if err := mem.CreateBlock(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -243,21 +243,21 @@ func TestIdempotence(t *testing.T) {
 		t.Fatalf("second ADD: %v %v", c2, err)
 	}
 	for i := 0; i < 2; i++ {
-		if err := a.Release(ctx, "ctr", "eth0"); err != nil {
+		if err := a.Release(ctx, "", "ctr", "eth0"); err != nil {
 			t.Fatalf("DEL %d: %v", i, err)
 		}
 	}
 	// Orphan without claim: DEL frees it.
 	b2, _ := mem.GetBlock(ctx, blk)
-	addr, _, _, _ := b2.Allocate(allocator.ClaimID("ctr2", "eth0"))
+	addr, _, _, _ := b2.Allocate(allocator.ClaimID("", "ctr2", "eth0"))
 	if err := mem.UpdateBlock(ctx, b2); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Release(ctx, "ctr2", "eth0"); err != nil {
+	if err := a.Release(ctx, "", "ctr2", "eth0"); err != nil {
 		t.Fatal(err)
 	}
 	b3, _ := mem.GetBlock(ctx, blk)
-	if _, _, held := b3.Find(allocator.ClaimID("ctr2", "eth0")); held || len(b3.Slots) != 0 {
+	if _, _, held := b3.Find(allocator.ClaimID("", "ctr2", "eth0")); held || len(b3.Slots) != 0 {
 		t.Fatalf("orphaned %s not freed by DEL: %v", addr, b3.Slots)
 	}
 }

@@ -60,4 +60,3 @@ func NewClient(cfg *rest.Config) (client.Client, error) {
 	}
 	return client.New(cfg, client.Options{Scheme: scheme, Mapper: StaticMapper(), HTTPClient: hc})
 }
-

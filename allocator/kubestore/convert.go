@@ -57,7 +57,7 @@ func ClaimToAPI(c *allocator.Claim) *v1alpha1.IPAMClaim {
 	o := &v1alpha1.IPAMClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: c.ID, ResourceVersion: c.Version},
 		Spec: v1alpha1.IPAMClaimSpec{
-			ContainerID: c.ContainerID, IfName: c.IfName, Node: c.Node,
+			Network: c.Network, ContainerID: c.ContainerID, IfName: c.IfName, Node: c.Node,
 			Pod: v1alpha1.PodReference{Namespace: c.Pod.Namespace, Name: c.Pod.Name, UID: c.Pod.UID},
 		},
 	}
@@ -72,7 +72,7 @@ func ClaimToAPI(c *allocator.Claim) *v1alpha1.IPAMClaim {
 // ClaimFromAPI converts an object to a claim.
 func ClaimFromAPI(o *v1alpha1.IPAMClaim) (*allocator.Claim, error) {
 	c := &allocator.Claim{
-		ID: o.Name, ContainerID: o.Spec.ContainerID, IfName: o.Spec.IfName, Node: o.Spec.Node,
+		ID: o.Name, Network: o.Spec.Network, ContainerID: o.Spec.ContainerID, IfName: o.Spec.IfName, Node: o.Spec.Node,
 		Pod:     allocator.PodRef{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name, UID: o.Spec.Pod.UID},
 		Version: o.ResourceVersion,
 	}

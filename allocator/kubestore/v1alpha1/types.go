@@ -94,6 +94,9 @@ type ClaimAddress struct {
 
 // IPAMClaimSpec is what one CNI attachment holds.
 type IPAMClaimSpec struct {
+	// Network is the CNI network's name.
+	// +optional
+	Network     string       `json:"network,omitempty"`
 	ContainerID string       `json:"containerID"`
 	IfName      string       `json:"ifName"`
 	Node        string       `json:"node"`

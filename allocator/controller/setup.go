@@ -1,0 +1,75 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"poolguard.dev/poolguard/allocator/kubestore"
+	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
+	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
+)
+
+// Options configure the allocator's controllers.
+type Options struct {
+	// GracePeriod: see DefaultGracePeriod.
+	GracePeriod time.Duration
+	// Interval between garbage collection sweeps: see DefaultInterval.
+	Interval time.Duration
+}
+
+// Setup registers the IPPool status controller and the garbage collector
+// with the manager. Both run only on the elected leader.
+func Setup(mgr manager.Manager, o Options) error {
+	if o.GracePeriod == 0 {
+		o.GracePeriod = DefaultGracePeriod
+	}
+	if o.Interval == 0 {
+		o.Interval = DefaultInterval
+	}
+	if err := v1alpha1.AddToScheme(mgr.GetScheme()); err != nil {
+		return err
+	}
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient()})
+	if err != nil {
+		return fmt.Errorf("allocator controllers: client: %w", err)
+	}
+	store := kubestore.Store{Client: direct}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.IPAMBlock{}, PoolField, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.IPAMBlock).Spec.Pool}
+	}); err != nil {
+		return fmt.Errorf("indexing IPAMBlocks by pool: %w", err)
+	}
+	log := mgr.GetLogger().WithName("allocator")
+	status := &PoolStatus{Client: mgr.GetClient(), Store: store, Log: log.WithName("pool-status")}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("ippool-status").
+		For(&apiv1alpha1.IPPool{}).
+		Watches(&v1alpha1.IPAMBlock{}, handler.EnqueueRequestsFromMapFunc(blockToPool)).
+		Complete(status); err != nil {
+		return fmt.Errorf("IPPool status controller: %w", err)
+	}
+	gc := &Collector{Reader: mgr.GetClient(), Live: mgr.GetAPIReader(), Store: store, GracePeriod: o.GracePeriod, Log: log.WithName("gc")}
+	// A Runnable without NeedLeaderElection runs only on the leader.
+	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		t := time.NewTicker(o.Interval)
+		defer t.Stop()
+		for {
+			if rep, err := gc.Sweep(ctx); err != nil {
+				gc.Log.Error(err, "garbage collection sweep")
+			} else if rep.ClaimsReleased+rep.SlotsReleased+rep.BlocksDeleted > 0 {
+				gc.Log.Info("garbage collection sweep", "claimsReleased", rep.ClaimsReleased, "slotsReleased", rep.SlotsReleased, "blocksDeleted", rep.BlocksDeleted, "suspects", rep.Suspects)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	}))
+}

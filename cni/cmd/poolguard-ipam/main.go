@@ -1,0 +1,24 @@
+// Command poolguard-ipam is poolguard's CNI IPAM plugin. It allocates pod
+// addresses from the pools frozen onto the pod by poolguard's admission
+// webhook, with its state in the Kubernetes API. Logs go to stderr; stdout
+// carries only the CNI result.
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"poolguard.dev/poolguard/cni/ipam"
+)
+
+func main() {
+	level := slog.LevelWarn
+	if os.Getenv("POOLGUARD_IPAM_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	p := &ipam.Plugin{Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
+	skel.PluginMainFuncs(p.Funcs(), version.All, "poolguard-ipam: IP addresses from the pod's frozen poolguard pools")
+}

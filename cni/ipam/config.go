@@ -1,0 +1,125 @@
+package ipam
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"poolguard.dev/poolguard/allocator"
+)
+
+// Defaults of the plugin's configuration.
+const (
+	DefaultTimeout  = 30 * time.Second
+	DefaultFailSafe = allocator.FailSafeDefaults
+	// PodAnnotationsCapability is the runtimeConfig key under which
+	// containerd passes the pod's annotations (capability
+	// "io.kubernetes.cri.pod-annotations"); when present the plugin uses
+	// them instead of reading the pod.
+	PodAnnotationsCapability = "io.kubernetes.cri.pod-annotations"
+)
+
+// ErrBadConfig wraps every configuration error (CNI code 7).
+var ErrBadConfig = errors.New("invalid plugin configuration")
+
+// IPAMConfig is the "ipam" section of the network configuration:
+//
+//	"ipam": {
+//	  "type": "poolguard-ipam",
+//	  "kubeconfig": "/etc/cni/net.d/poolguard/poolguard-kubeconfig",
+//	  "nodeName": "worker-1",
+//	  "failSafe": "defaults",
+//	  "timeout": "30s"
+//	}
+type IPAMConfig struct {
+	Type string `json:"type"`
+	// Kubeconfig is the path of the kubeconfig the plugin uses. Required.
+	Kubeconfig string `json:"kubeconfig"`
+	// NodeName is this node's name as the API server knows it. Default:
+	// $NODENAME, else $KUBERNETES_NODE_NAME, else the host name.
+	NodeName string `json:"nodeName,omitempty"`
+	// FailSafe is what a pod without poolguard's provenance annotation
+	// gets: "defaults" (unrestricted Automatic pools only, the default) or
+	// "refuse".
+	FailSafe allocator.FailSafe `json:"failSafe,omitempty"`
+	// Timeout bounds one plugin call, as a Go duration. Default 30s.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// NetConf is the network configuration the runtime passes on stdin.
+type NetConf struct {
+	types.PluginConf
+	IPAM          IPAMConfig     `json:"ipam"`
+	RuntimeConfig *RuntimeConfig `json:"runtimeConfig,omitempty"`
+}
+
+// RuntimeConfig is what the runtime adds for the capabilities the plugin
+// asks for.
+type RuntimeConfig struct {
+	PodAnnotations map[string]string `json:"io.kubernetes.cri.pod-annotations,omitempty"`
+}
+
+// Config is the validated configuration.
+type Config struct {
+	Net            NetConf
+	Kubeconfig     string
+	Node           string
+	FailSafe       allocator.FailSafe
+	Timeout        time.Duration
+	PodAnnotations map[string]string
+}
+
+// getenv is os.Getenv, replaceable by fuzzing and tests.
+var getenv = os.Getenv
+
+// ParseConfig parses and validates the stdin configuration. Every error
+// wraps ErrBadConfig and says which field is wrong.
+func ParseConfig(data []byte) (*Config, error) {
+	var n NetConf
+	if err := json.Unmarshal(data, &n); err != nil {
+		return nil, fmt.Errorf("%w: not JSON: %v", ErrBadConfig, err)
+	}
+	c := &Config{Net: n, Kubeconfig: n.IPAM.Kubeconfig, FailSafe: n.IPAM.FailSafe, Timeout: DefaultTimeout}
+	if c.Kubeconfig == "" {
+		return nil, fmt.Errorf(`%w: ipam.kubeconfig is required (the path of the plugin's kubeconfig)`, ErrBadConfig)
+	}
+	switch c.FailSafe {
+	case "":
+		c.FailSafe = DefaultFailSafe
+	case allocator.FailSafeDefaults, allocator.FailSafeRefuse:
+	default:
+		return nil, fmt.Errorf(`%w: ipam.failSafe is %q; use "defaults" or "refuse"`, ErrBadConfig, c.FailSafe)
+	}
+	if n.IPAM.Timeout != "" {
+		d, err := time.ParseDuration(n.IPAM.Timeout)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%w: ipam.timeout %q is not a positive duration such as 30s", ErrBadConfig, n.IPAM.Timeout)
+		}
+		c.Timeout = d
+	}
+	c.Node = n.IPAM.NodeName
+	for _, k := range []string{"NODENAME", "KUBERNETES_NODE_NAME"} {
+		if c.Node == "" {
+			c.Node = getenv(k)
+		}
+	}
+	if c.Node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("%w: no ipam.nodeName and no host name: %v", ErrBadConfig, err)
+		}
+		c.Node = h
+	}
+	if msgs := validation.IsDNS1123Subdomain(c.Node); len(msgs) > 0 {
+		return nil, fmt.Errorf("%w: node name %q: %s", ErrBadConfig, c.Node, msgs[0])
+	}
+	if n.RuntimeConfig != nil && n.RuntimeConfig.PodAnnotations != nil {
+		c.PodAnnotations = n.RuntimeConfig.PodAnnotations
+	}
+	return c, nil
+}

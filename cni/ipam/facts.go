@@ -1,0 +1,125 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/allocator/kubestore"
+)
+
+// ErrPodGone: the pod does not exist or was replaced by another of the same
+// name (CNI code 3, unknown container).
+var ErrPodGone = errors.New("pod not found")
+
+// facts is everything an ADD reads before it writes.
+type facts struct {
+	pod      allocator.PodFacts
+	pools    []allocator.Pool
+	claim    *allocator.Claim // nil: none yet
+	affinity *allocator.Affinity
+}
+
+// readFacts issues the ADD's reads in parallel: the pod (unless the runtime
+// passed its annotations), its namespace, the node, the IPPools, the claim
+// and the node's affinity. One round trip of latency, six requests.
+func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cfg *Config, pod allocator.PodRef, claimID string) (facts, error) {
+	var (
+		f    = facts{pod: allocator.PodFacts{Pod: pod, Node: cfg.Node}}
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	run := func(fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil {
+				fail(err)
+			}
+		}()
+	}
+	if cfg.PodAnnotations != nil {
+		f.pod.Annotations = cfg.PodAnnotations
+	} else {
+		run(func() error {
+			var p metav1.PartialObjectMetadata
+			p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+			err := c.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, &p)
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("%w: pod %s does not exist", ErrPodGone, pod)
+			}
+			if err != nil {
+				return kubeErr(err, "reading pod "+pod.String())
+			}
+			if pod.UID != "" && string(p.UID) != pod.UID {
+				return fmt.Errorf("%w: pod %s has UID %s, the runtime asked for UID %s (the pod was deleted and recreated)", ErrPodGone, pod, p.UID, pod.UID)
+			}
+			f.pod.Annotations = p.Annotations
+			return nil
+		})
+	}
+	run(func() error {
+		var ns metav1.PartialObjectMetadata
+		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+		err := c.Get(ctx, types.NamespacedName{Name: pod.Namespace}, &ns)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return kubeErr(err, "reading namespace "+pod.Namespace)
+		}
+		f.pod.NamespaceLabels = ns.Labels
+		return nil
+	})
+	run(func() error {
+		var n metav1.PartialObjectMetadata
+		n.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Node"))
+		err := c.Get(ctx, types.NamespacedName{Name: cfg.Node}, &n)
+		// A node unknown to the API server has no labels: pools with a
+		// nodeSelector will not match it, which is the safe reading.
+		if err != nil && !apierrors.IsNotFound(err) {
+			return kubeErr(err, "reading node "+cfg.Node)
+		}
+		f.pod.NodeLabels = n.Labels
+		return nil
+	})
+	run(func() error {
+		ps, err := st.Pools(ctx)
+		f.pools = ps
+		return err
+	})
+	run(func() error {
+		cl, err := st.GetClaim(ctx, claimID)
+		if errors.Is(err, allocator.ErrNotFound) {
+			return nil
+		}
+		f.claim = cl
+		return err
+	})
+	run(func() error {
+		a, err := st.GetAffinity(ctx, cfg.Node)
+		f.affinity = a
+		return err
+	})
+	wg.Wait()
+	return f, errors.Join(errs...)
+}
+
+// kubeErr marks errors reaching the API server as ErrUnavailable.
+func kubeErr(err error, what string) error {
+	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+		return fmt.Errorf("%s: %w (check the plugin's RBAC and kubeconfig)", what, err)
+	}
+	return fmt.Errorf("%s: %w: %v", what, allocator.ErrUnavailable, err)
+}
