@@ -233,6 +233,50 @@ func TestHelmInstall(t *testing.T) {
 		}
 	})
 	assertNoForbidden(t, proc)
+	proc.stop(t)
+
+	// Without cert-manager: a fresh release whose webhook keeps its own
+	// certificate. Nothing of the test's CA or injection is involved.
+	if out, err := c.helm.Run(nil, "uninstall", installRelease, "--namespace", installNS, "--wait"); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s", err, out)
+	}
+	must(t, c.admin.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: installNS, Name: crt.Spec.SecretName}}))
+	internal := append(values, "certificates.mode=internal")
+	if out, err := c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: internal}, false); err != nil {
+		t.Fatalf("helm install without cert-manager: %v\n%s", err, out)
+	}
+	must(t, c.admin.Get(ctx, client.ObjectKeyFromObject(&dep), &dep))
+	must(t, c.admin.Get(ctx, client.ObjectKeyFromObject(&svc), &svc))
+	proxyService(t, &svc, "webhook", &dep)
+	// The emptyDir the rotator writes into.
+	proc = runWebhook(t, bin, &dep, saConfig, t.TempDir())
+
+	t.Run("without cert-manager the webhook issues and injects its own certificate", func(t *testing.T) {
+		var sec corev1.Secret
+		must(t, c.admin.Get(ctx, client.ObjectKey{Namespace: installNS, Name: installSvc + "-tls"}, &sec))
+		var m admissionregistrationv1.MutatingWebhookConfiguration
+		must(t, c.admin.Get(ctx, client.ObjectKey{Name: installRelease}, &m))
+		if string(m.Webhooks[0].ClientConfig.CABundle) != string(sec.Data["ca-bundle.crt"]) {
+			t.Fatalf("caBundle not injected from the rotator's Secret")
+		}
+		p := testPod(payments, "internal-certs")
+		must(t, c.admin.Create(ctx, p))
+		if _, ok := p.Annotations[policy.AnnotationProvenance]; !ok {
+			t.Fatalf("pod not frozen: %v", p.Annotations)
+		}
+		// A re-render is identical (no certificate material in the chart),
+		// and an upgrade keeps the webhook working with the same Secret.
+		rv := sec.ResourceVersion
+		if out, err := c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: append(internal, "webhook.timeoutSeconds=7")}, true); err != nil {
+			t.Fatalf("helm upgrade: %v\n%s", err, out)
+		}
+		must(t, c.admin.Create(ctx, testPod(payments, "after-upgrade")))
+		must(t, c.admin.Get(ctx, client.ObjectKeyFromObject(&sec), &sec))
+		if sec.ResourceVersion != rv {
+			t.Errorf("helm upgrade changed the certificate Secret")
+		}
+		assertNoForbidden(t, proc)
+	})
 }
 
 // assertNoForbidden fails when the webhook process logged an RBAC denial:

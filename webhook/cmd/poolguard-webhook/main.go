@@ -3,9 +3,11 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/go-logr/zapr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -13,7 +15,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"poolguard.dev/poolguard/webhook"
+	"poolguard.dev/poolguard/webhook/certrotator"
 )
 
 func main() {
@@ -31,6 +37,7 @@ func run() error {
 		probeAddr   string
 		leaderElect bool
 		enforcement string
+		rot         = certrotator.Rotator{}
 	)
 	flag.StringVar(&certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with the serving certificate (tls.crt, tls.key); a rotated certificate is picked up without restart.")
 	flag.IntVar(&port, "webhook-port", 9443, "Port the admission webhook serves on.")
@@ -38,6 +45,13 @@ func run() error {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader among replicas for the controllers (admission is served by every replica).")
 	flag.StringVar(&enforcement, "enforcement", string(webhook.Enforce), "enforce: deny violations; warn: admit them with a warning, a metric and an event.")
+	// Without cert-manager: keep the certificate in a Secret (see package
+	// certrotator). Off unless --cert-secret is set.
+	flag.StringVar(&rot.SecretName, "cert-secret", "", "Keep the CA and serving certificate in this Secret of the pod's namespace (POD_NAMESPACE), renew them, write them into --cert-dir and inject the CA into the webhook configurations; empty: certificates come from elsewhere (cert-manager).")
+	flag.StringVar(&rot.ServiceName, "cert-service", "poolguard-webhook", "With --cert-secret: the webhook's Service, whose DNS names the certificate carries.")
+	flag.StringVar(&rot.WebhookConfigurationName, "cert-webhook-configuration", "poolguard", "With --cert-secret: the Mutating- and ValidatingWebhookConfiguration whose caBundle is kept.")
+	flag.DurationVar(&rot.CAValidity, "cert-ca-validity", 10*365*24*time.Hour, "With --cert-secret: lifetime of a new CA.")
+	flag.DurationVar(&rot.CertValidity, "cert-validity", 90*24*time.Hour, "With --cert-secret: lifetime of a new serving certificate.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -60,6 +74,13 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	if rot.SecretName != "" {
+		// The webhook server loads its certificate when it starts, so the
+		// first round runs before the manager does.
+		if err := bootstrapCertificates(cfg, &rot, certDir); err != nil {
+			return err
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
@@ -77,6 +98,39 @@ func run() error {
 	if err := webhook.Setup(mgr, webhook.Options{Enforcement: mode}); err != nil {
 		return err
 	}
+	if rot.SecretName != "" {
+		if err := mgr.Add(&rot); err != nil {
+			return err
+		}
+	}
 	log.Info("starting", "enforcement", mode, "webhookPort", port, "certDir", certDir)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// bootstrapCertificates runs the rotator's first round with a direct client,
+// retrying for a minute: a replica starting while the API server is briefly
+// unreachable should wait, not crash-loop.
+func bootstrapCertificates(cfg *rest.Config, rot *certrotator.Rotator, certDir string) error {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	rot.Client, rot.Namespace, rot.CertDir = c, os.Getenv("POD_NAMESPACE"), certDir
+	if err := rot.Validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		err := rot.Ensure(ctx)
+		if err == nil {
+			return nil
+		}
+		ctrl.Log.WithName("certrotator").Error(err, "bootstrapping the webhook certificate; retrying")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bootstrapping the webhook certificate: %w", err)
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
