@@ -45,7 +45,8 @@ func Setup(mgr manager.Manager, o Options) error {
 	ctx := context.Background()
 	// Ask for the informers now so they start and sync with the manager:
 	// admission reads only from them.
-	if _, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.IPPool{}); err != nil {
+	poolInformer, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.IPPool{})
+	if err != nil {
 		return fmt.Errorf("IPPool informer: %w", err)
 	}
 	nsMeta := &metav1.PartialObjectMetadata{}
@@ -56,12 +57,17 @@ func Setup(mgr manager.Manager, o Options) error {
 
 	scheme := mgr.GetScheme()
 	lookup := Lookup{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()}
-	source := pools.Native{Reader: mgr.GetCache()}
+	// Every pod validation reads the pools: keep their index built between
+	// IPPool changes rather than rebuilding it per request.
+	source, err := pools.NewCached(poolInformer, mgr.GetCache())
+	if err != nil {
+		return err
+	}
 	enforcer := Enforcer{Mode: o.Enforcement, Events: &Events{Recorder: mgr.GetEventRecorder("poolguard-webhook")}}
 
 	srv := mgr.GetWebhookServer()
-	srv.Register(PathMutatePod, admission.WithDefaulter[*corev1.Pod](scheme, &PodFreezer{Lookup: lookup}).WithRecoverPanic(true))
-	srv.Register(PathValidatePod, admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source}).WithRecoverPanic(true))
+	srv.Register(PathMutatePod, mutatePodWebhook(&PodFreezer{Lookup: lookup}))
+	srv.Register(PathValidatePod, validatePodWebhook(&PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source}))
 	srv.Register(PathValidateNamespace, admission.WithValidator[*corev1.Namespace](scheme, &NamespaceValidator{Enforcer: enforcer, Pools: source}).WithRecoverPanic(true))
 	srv.Register(PathMutateIPPool, admission.WithDefaulter[*v1alpha1.IPPool](scheme, IPPoolDefaulter{}).WithRecoverPanic(true))
 	srv.Register(PathValidateIPPool, admission.WithValidator[*v1alpha1.IPPool](scheme, IPPoolValidator{Pools: source}).WithRecoverPanic(true))

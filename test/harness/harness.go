@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -55,6 +57,14 @@ type Options struct {
 	Enforcement webhook.Enforcement
 	// ExtraCRDDirs are installed with poolguard's CRDs.
 	ExtraCRDDirs []string
+	// ExtraHandlers are served by the webhook's server next to poolguard's
+	// own handlers, by path, over the same TLS listener. Benchmarks use it
+	// for a no-op webhook, so that the only difference from poolguard's is
+	// the handler itself. Only used with Webhook.
+	ExtraHandlers map[string]http.Handler
+	// APIServerArgs are extra kube-apiserver flags (name without dashes,
+	// value), e.g. "profiling": "true" for benchmarks that profile it.
+	APIServerArgs map[string]string
 }
 
 // Env is a running local control plane.
@@ -68,6 +78,9 @@ type Env struct {
 	// CertDir is the webhook's serving certificate directory (tls.crt,
 	// tls.key), as the chart mounts it.
 	CertDir string
+	// Manager runs the webhook; nil without Options.Webhook. Benchmarks
+	// reach the registered handlers through its webhook server's mux.
+	Manager manager.Manager
 
 	cancel context.CancelFunc
 	done   chan error
@@ -98,6 +111,12 @@ func Start(o Options) (*Env, error) {
 		CRDDirectoryPaths:     append([]string{CRDDir()}, o.ExtraCRDDirs...),
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
+	}
+	if len(o.APIServerArgs) > 0 {
+		args := te.ControlPlane.GetAPIServer().Configure()
+		for k, v := range o.APIServerArgs {
+			args.Set(k, v)
+		}
 	}
 	if o.Webhook {
 		mutating, validating := webhook.Configurations(webhook.ConfigOptions{
@@ -153,6 +172,10 @@ func Start(o Options) (*Env, error) {
 		_ = te.Stop()
 		return nil, err
 	}
+	for path, h := range o.ExtraHandlers {
+		mgr.GetWebhookServer().Register(path, h)
+	}
+	env.Manager = mgr
 	ctx, cancel := context.WithCancel(context.Background())
 	env.cancel = cancel
 	env.done = make(chan error, 1)
