@@ -1,0 +1,111 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/policy"
+)
+
+// TestErrorsAndFailSafe: each failure gives its CNI code and a message
+// naming the pod, the pool and the reason; an unfrozen pod never gets a
+// Manual or restricted pool.
+func TestErrorsAndFailSafe(t *testing.T) {
+	createNode(t, "err-node", map[string]string{"zone": "a"})
+	createNamespace(t, "errs", nil)
+	createPool(t, "err-default", "203.0.113.0/26", nil)
+	createPool(t, "err-restricted", "203.0.113.64/26", func(s *apiv1alpha1.IPPoolSpec) {
+		s.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{policy.LabelNamespaceName: "errs"}}
+	})
+	createPool(t, "err-manual", "203.0.113.128/27", func(s *apiv1alpha1.IPPoolSpec) { s.AssignmentMode = apiv1alpha1.AssignmentManual })
+	createPool(t, "err-disabled", "203.0.113.160/27", func(s *apiv1alpha1.IPPoolSpec) {
+		s.AssignmentMode = apiv1alpha1.AssignmentManual
+		s.Disabled = true
+	})
+	createPool(t, "err-zone-b", "203.0.113.192/27", func(s *apiv1alpha1.IPPoolSpec) {
+		s.AssignmentMode = apiv1alpha1.AssignmentManual
+		s.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"zone": "b"}}
+	})
+	conf := netConf{Node: "err-node"}
+
+	t.Run("unknown pool", func(t *testing.T) {
+		pod := createPod(t, "errs", "unknown", "err-node", frozen([]string{"no-such-pool"}))
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e1", Pod: pod, Conf: conf}), 100, "errs/unknown", "no-such-pool", "does not exist")
+	})
+	t.Run("disabled pool", func(t *testing.T) {
+		pod := createPod(t, "errs", "disabled", "err-node", frozen([]string{"err-disabled"}))
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e2", Pod: pod, Conf: conf}), 11, "errs/disabled", "err-disabled", "disabled")
+	})
+	t.Run("node not allowed", func(t *testing.T) {
+		pod := createPod(t, "errs", "zone", "err-node", frozen([]string{"err-zone-b"}))
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e3", Pod: pod, Conf: conf}), 100, "errs/zone", "err-zone-b", "err-node")
+	})
+	t.Run("named manual pool", func(t *testing.T) {
+		pod := createPod(t, "errs", "manual", "err-node", frozen([]string{"err-manual"}))
+		o := mustOK(t, do(t, call{Cmd: "ADD", ContainerID: "e4", Pod: pod, Conf: conf}), "ADD")
+		inPool(t, o.Addrs()[0], "203.0.113.128/27")
+	})
+	t.Run("unfrozen pod gets only unrestricted defaults", func(t *testing.T) {
+		// Names the Manual pool and lives in the namespace the restricted
+		// pool allows, but has no provenance: neither may serve it.
+		pod := createPod(t, "errs", "unfrozen", "err-node", map[string]string{policy.AnnotationIPv4Pools: `["err-manual"]`})
+		for i := 0; i < 5; i++ {
+			o := mustOK(t, do(t, call{Cmd: "ADD", ContainerID: "unfrozen-" + string(rune('a'+i)), Pod: pod, Conf: conf}), "ADD")
+			inPool(t, o.Addrs()[0], "203.0.113.0/26")
+		}
+	})
+	t.Run("unfrozen pod refused", func(t *testing.T) {
+		pod := createPod(t, "errs", "unfrozen-refused", "err-node", nil)
+		c := conf
+		c.FailSafe = "refuse"
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e5", Pod: pod, Conf: c}), 101, "errs/unfrozen-refused", policy.AnnotationProvenance)
+	})
+	t.Run("runtimeConfig annotations", func(t *testing.T) {
+		// The pod object has no annotations; the runtime passes them.
+		pod := createPod(t, "errs", "runtime", "err-node", nil)
+		c := conf
+		c.Annotations = frozen([]string{"err-manual"})
+		o := mustOK(t, do(t, call{Cmd: "ADD", ContainerID: "e6", Pod: pod, Conf: c}), "ADD")
+		inPool(t, o.Addrs()[0], "203.0.113.128/27")
+	})
+	t.Run("pod gone", func(t *testing.T) {
+		pod := createPod(t, "errs", "ghost", "err-node", frozen(nil))
+		pod.UID = "00000000-0000-0000-0000-000000000000"
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e7", Pod: pod, Conf: conf}), 3, "errs/ghost")
+	})
+	t.Run("API server unreachable", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "kubeconfig")
+		if err := os.WriteFile(bad, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		pod := createPod(t, "errs", "offline", "err-node", frozen(nil))
+		c := conf
+		c.Kubeconfig = bad
+		c.Timeout = "3s"
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e8", Pod: pod, Conf: c}), 11, "errs/offline")
+		wantCode(t, do(t, call{Cmd: "DEL", ContainerID: "e8", Pod: pod, Conf: c}), 11)
+		wantCode(t, do(t, call{Cmd: "STATUS", Conf: c}), 50)
+	})
+	t.Run("bad config", func(t *testing.T) {
+		pod := createPod(t, "errs", "badconf", "err-node", frozen(nil))
+		c := conf
+		c.FailSafe = "maybe"
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e9", Pod: pod, Conf: c}), 7, "failSafe")
+		c = conf
+		c.Kubeconfig = "/nonexistent/kubeconfig"
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e9", Pod: pod, Conf: c}), 7, "/nonexistent/kubeconfig")
+	})
+	t.Run("missing pod identity", func(t *testing.T) {
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e10", Conf: conf}), 4, "K8S_POD_NAMESPACE")
+	})
+}
