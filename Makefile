@@ -25,12 +25,16 @@ PKGS    ?= ./...
 TEST_TIMEOUT ?= 15m
 
 KUBE_APISERVER := $(LOCALBIN)/kube-apiserver
+KUBECTL        := $(LOCALBIN)/kubectl
 ETCD           := $(LOCALBIN)/etcd
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen
 GOLANGCI_LINT  := $(LOCALBIN)/golangci-lint
 HELM           := $(LOCALBIN)/helm
 
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
+# Stamp the version, or `kubectl version` cannot parse the server's.
+K8S_VERSION_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR))
 
 ##@ General
 
@@ -71,6 +75,7 @@ test: tools vet verify-generated ## Run every test: unit, fuzz seeds, integratio
 fuzz: ## Fuzz the parsers and the admission handler for FUZZTIME each (default 30s).
 	$(GOTEST) -run '^$$' -fuzz '^FuzzParsePoolList$$' -fuzztime $${FUZZTIME:-30s} ./policy
 	$(GOTEST) -run '^$$' -fuzz '^FuzzParseProvenance$$' -fuzztime $${FUZZTIME:-30s} ./policy
+	$(GOTEST) -run '^$$' -fuzz '^FuzzFreeze$$' -fuzztime $${FUZZTIME:-30s} ./policy
 	$(GOTEST) -run '^$$' -fuzz '^FuzzAdmissionReview$$' -fuzztime $${FUZZTIME:-30s} ./webhook
 
 # BENCH_ARGS size the end-to-end run, e.g. BENCH_ARGS="-pods=600 -rounds=5"
@@ -108,11 +113,12 @@ demo: tools ## Walk through the story on a local control plane.
 .PHONY: build
 build: ## Build the webhook binary into bin/.
 	$(GO) build -o $(LOCALBIN)/poolguard-webhook ./webhook/cmd/poolguard-webhook
+	$(GO) build -o $(LOCALBIN)/poolguard-cni-install ./installer/cmd/poolguard-cni-install
 
 ##@ Tools
 
 .PHONY: tools
-tools: $(KUBE_APISERVER) $(ETCD) $(CONTROLLER_GEN) $(HELM) ## Build the pinned tools into bin/ (reused when present).
+tools: $(KUBE_APISERVER) $(ETCD) $(KUBECTL) $(CONTROLLER_GEN) $(HELM) ## Build the pinned tools into bin/ (reused when present).
 
 # Each tool is built under a versioned name and linked to its plain name, so
 # a version bump rebuilds and an unchanged version is reused.
@@ -121,11 +127,16 @@ $(KUBE_APISERVER): $(KUBE_APISERVER)-$(K8S_VERSION)
 $(KUBE_APISERVER)-$(K8S_VERSION):
 	@mkdir -p $(LOCALBIN)
 	@echo "building kube-apiserver $(K8S_VERSION) from the Go module proxy (a few minutes, once)"
-	cd test/tools && $(GO) build -ldflags "-s -w \
-	  -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
-	  -X k8s.io/component-base/version.gitMajor=1 \
-	  -X k8s.io/component-base/version.gitMinor=$(K8S_MINOR)" \
-	  -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+	cd test/tools && $(GO) build -ldflags "-s -w $(K8S_VERSION_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+# kubectl of the same release as the API server: the demo shows real kubectl
+# commands, and a newcomer's machine may have none.
+$(KUBECTL): $(KUBECTL)-$(K8S_VERSION)
+	ln -sf $(notdir $<) $@
+$(KUBECTL)-$(K8S_VERSION):
+	@mkdir -p $(LOCALBIN)
+	@echo "building kubectl $(K8S_VERSION) from the Go module proxy (a few minutes, once)"
+	cd test/tools && $(GO) build -ldflags "-s -w $(K8S_VERSION_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kubectl
 
 $(ETCD): $(ETCD)-$(ETCD_VERSION)
 	ln -sf $(notdir $<) $@

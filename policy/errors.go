@@ -1,6 +1,9 @@
 package policy
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors of the policy. Callers wrap them with detail and map them
 // to admission statuses or CNI error codes only at the edge.
@@ -61,4 +64,20 @@ var reasons = []struct {
 	{ErrInvalidPool, "invalid_pool"},
 	{ErrOverlap, "overlap"},
 	{ErrPoolInUse, "pool_in_use"},
+}
+
+// detailed is an error whose message is the detail a person reads while
+// errors.Is still finds the sentinel: "pool "x" does not exist" rather than
+// "unknown pool: pool "x" does not exist".
+type detailed struct {
+	sentinel error
+	msg      string
+}
+
+func (e detailed) Error() string { return e.msg }
+func (e detailed) Unwrap() error { return e.sentinel }
+
+// fail returns a detailed error wrapping sentinel.
+func fail(sentinel error, format string, args ...any) error {
+	return detailed{sentinel: sentinel, msg: fmt.Sprintf(format, args...)}
 }

@@ -70,28 +70,28 @@ func CheckList(fam Family, value string, subject Subject, pools *Index) []Violat
 	for _, ref := range refs {
 		p, ok := pools.Lookup(ref)
 		if !ok {
-			out = append(out, viol(fmt.Errorf("%w: pool %q does not exist", ErrUnknownPool, ref)))
+			out = append(out, viol(fail(ErrUnknownPool, "pool %q does not exist", ref)))
 			continue
 		}
 		if prev, dup := seen[p.Name]; dup {
-			out = append(out, viol(fmt.Errorf("%w: %q and %q are the same pool", ErrMalformed, prev, ref)))
+			out = append(out, viol(fail(ErrMalformed, "%q and %q are the same pool", prev, ref)))
 			continue
 		}
 		seen[p.Name] = ref
 		if p.Family() != fam {
-			out = append(out, viol(fmt.Errorf("%w: pool %q (%s) is %s, but %s takes %s pools", ErrWrongFamily, p.Name, p.CIDR, p.Family(), key, fam)))
+			out = append(out, viol(fail(ErrWrongFamily, "pool %q (%s) is %s, but %s takes %s pools", p.Name, p.CIDR, p.Family(), key, fam)))
 			continue
 		}
 		if p.NotForWorkloads {
-			out = append(out, viol(fmt.Errorf("%w: pool %q does not serve workloads", ErrForbiddenPool, p.Name)))
+			out = append(out, viol(fail(ErrForbiddenPool, "pool %q does not serve workloads", p.Name)))
 			continue
 		}
 		if !p.AllowsNamespace(nsLabels) {
-			out = append(out, viol(fmt.Errorf("%w: pool %q does not allow namespace %q (its namespaceSelector is %q)", ErrForbiddenPool, p.Name, subject.Namespace.Name, p.NamespaceSelector)))
+			out = append(out, viol(fail(ErrForbiddenPool, "pool %q does not allow namespace %q (its namespaceSelector is %q)", p.Name, subject.Namespace.Name, p.NamespaceSelector)))
 			continue
 		}
 		if subject.NodeLabels != nil && !p.AllowsNode(subject.NodeLabels) {
-			out = append(out, viol(fmt.Errorf("%w: pool %q does not allow the pod's node (its nodeSelector is %q)", ErrNodeNotAllowed, p.Name, p.NodeSelector)))
+			out = append(out, viol(fail(ErrNodeNotAllowed, "pool %q does not allow the pod's node (its nodeSelector is %q)", p.Name, p.NodeSelector)))
 			continue
 		}
 		if p.Disabled || p.Terminating {
@@ -99,7 +99,7 @@ func CheckList(fam Family, value string, subject Subject, pools *Index) []Violat
 			if p.Terminating {
 				why = "being deleted"
 			}
-			v := viol(fmt.Errorf("%w: pool %q is %s and hands out no new addresses", ErrDisabledPool, p.Name, why))
+			v := viol(fail(ErrDisabledPool, "pool %q is %s and hands out no new addresses", p.Name, why))
 			v.Warning = subject.DisabledIsWarning
 			out = append(out, v)
 		}
@@ -139,11 +139,8 @@ func CheckNamespace(ns Namespace, pools *Index) []Violation {
 		if !ok {
 			continue
 		}
-		for _, viol := range CheckList(fam, v, subject, pools) {
-			viol.Source = SourceNamespace
-			viol.Namespace = ns.Name
-			out = append(out, viol)
-		}
+		// Source stays empty: the list is the namespace's own.
+		out = append(out, CheckList(fam, v, subject, pools)...)
 	}
 	return out
 }

@@ -40,11 +40,11 @@ func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, oldNS, newNS *c
 		record("namespaces", string(req.Operation), outcomeAllowed, "unchanged")
 		return nil, nil
 	}
-	var warns admission.Warnings
-	if defaultsChanged {
+	warns, err := v.check(ctx, newNS, nil)
+	if err == nil && defaultsChanged {
 		warns = append(warns, "existing pods keep the pools frozen at their creation; only pods created from now on use the new default")
 	}
-	return v.check(ctx, newNS, warns)
+	return warns, err
 }
 
 // ValidateDelete allows deletes.
