@@ -167,6 +167,12 @@ func runWebhook(t *testing.T, bin string, dep *appsv1.Deployment, kubeconfig, ce
 	}
 	args := make([]string, 0, len(ctr.Args))
 	for _, a := range ctr.Args {
+		if flag, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "="); pendingFlags[flag] == "poolguard-webhook" {
+			// TestChartFlagsExistInBinaries fails once the binary has it,
+			// and then this stand-in goes.
+			t.Logf("leaving out %s: poolguard-webhook does not have it yet (pendingFlags)", a)
+			continue
+		}
 		if mount != "" && strings.HasPrefix(a, "--cert-dir=") {
 			if a != "--cert-dir="+mount {
 				t.Fatalf("--cert-dir %q is not the certificate volume's mount path %q", a, mount)

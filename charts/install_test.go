@@ -12,6 +12,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -54,11 +55,9 @@ func TestHelmInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Free ports for the webhook's listeners, set through the chart's values
-	// so that the process listens where the Deployment says. The allocator
-	// stays off: poolguard-webhook has no --allocator-controllers yet.
+	// so that the process listens where the Deployment says.
 	webhookPort := freePort(t)
 	values := []string{
-		"allocator.enabled=false",
 		fmt.Sprintf("webhook.port=%d", webhookPort),
 		fmt.Sprintf("webhook.metricsPort=%d", freePort(t)),
 		fmt.Sprintf("webhook.healthPort=%d", freePort(t)),
@@ -149,6 +148,14 @@ func TestHelmInstall(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), pool) {
 			t.Fatalf("pod in a namespace the pool does not select was admitted (err %v)", err)
 		}
+	})
+
+	t.Run("each identity has the access it needs and no more", func(t *testing.T) {
+		testAccess(ctx, t, c)
+	})
+
+	t.Run("the node plugin may only mark a pool in use", func(t *testing.T) {
+		testNodePluginPools(ctx, t, c, pool)
 	})
 
 	t.Run("certificate rotation loses no admission", func(t *testing.T) {
@@ -277,6 +284,92 @@ func TestHelmInstall(t *testing.T) {
 		}
 		assertNoForbidden(t, proc)
 	})
+}
+
+// access is one access question: may user do verb on resource?
+type access struct {
+	verb, group, resource, namespace, name string
+	allowed                                bool
+}
+
+// testAccess asks the API server's authorizer (SubjectAccessReview) about
+// the chart's service accounts, as installed: least privilege, per identity.
+func testAccess(ctx context.Context, t *testing.T, c *cluster) {
+	sa := func(name string) string { return "system:serviceaccount:" + installNS + ":" + name }
+	cases := map[string][]access{
+		sa(installRelease + "-webhook"): {
+			{"list", "ipam.poolguard.dev", "ippools", "", "", true},
+			{"watch", "", "namespaces", "", "", true},
+			{"create", "events.k8s.io", "events", "default", "", true},
+			{"update", "coordination.k8s.io", "leases", installNS, "poolguard.ipam.poolguard.dev", true},
+			{"update", "coordination.k8s.io", "leases", installNS, "someone-elses-lease", false},
+			{"patch", "ipam.poolguard.dev", "ippools/status", "", "", true}, // status controller
+			{"delete", "ipam.poolguard.dev", "ipamblocks", "", "", true},    // garbage collector
+			{"create", "ipam.poolguard.dev", "ippools", "", "", false},
+			{"delete", "ipam.poolguard.dev", "ippools", "", "", false},
+			{"get", "", "secrets", installNS, installRelease + "-webhook-tls", false}, // cert-manager mode: mounted, not read
+			{"update", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", installRelease, false},
+			{"create", "", "pods", "default", "", false},
+		},
+		sa(installRelease + "-cni"): {
+			{"get", "", "pods", "default", "p", true},
+			{"get", "", "namespaces", "", "default", true},
+			{"get", "", "nodes", "", "n", true},
+			{"list", "ipam.poolguard.dev", "ippools", "", "", true},
+			{"create", "ipam.poolguard.dev", "ipamblocks", "", "", true},
+			{"update", "ipam.poolguard.dev", "ipamaffinities", "", "", true},
+			{"delete", "ipam.poolguard.dev", "ipamclaims", "", "", true},
+			{"list", "", "pods", "", "", false},
+			{"update", "", "pods", "default", "p", false},
+			{"get", "", "secrets", "default", "s", false},
+			{"create", "ipam.poolguard.dev", "ippools", "", "", false},
+			{"delete", "ipam.poolguard.dev", "ippools", "", "", false},
+			{"update", "ipam.poolguard.dev", "ippools/status", "", "", false},
+		},
+	}
+	for user, checks := range cases {
+		for _, a := range checks {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:   user,
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + installNS, "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Verb: a.verb, Group: a.group, Resource: strings.Split(a.resource, "/")[0], Namespace: a.namespace, Name: a.name,
+					Subresource: func() string { _, sub, _ := strings.Cut(a.resource, "/"); return sub }(),
+				},
+			}}
+			must(t, c.admin.Create(ctx, sar))
+			if sar.Status.Allowed != a.allowed {
+				t.Errorf("%s %s %s.%s (ns %q, name %q): allowed=%v, want %v", user, a.verb, a.resource, a.group, a.namespace, a.name, sar.Status.Allowed, a.allowed)
+			}
+		}
+	}
+}
+
+// testNodePluginPools: as the node plugin, adding the allocations finalizer
+// to an IPPool works (what the allocator does before a pool's first
+// allocation); changing the pool or dropping a finalizer does not.
+func testNodePluginPools(ctx context.Context, t *testing.T, c *cluster, pool string) {
+	plugin := c.clientAs(t, "system:serviceaccount:"+installNS+":"+installRelease+"-cni", "system:serviceaccounts", "system:serviceaccounts:"+installNS)
+	var p v1alpha1.IPPool
+	must(t, plugin.Get(ctx, client.ObjectKey{Name: pool}, &p))
+	p.Finalizers = append(p.Finalizers, policy.FinalizerAllocations)
+	if err := plugin.Update(ctx, &p); err != nil {
+		t.Fatalf("the node plugin could not add the allocations finalizer: %v", err)
+	}
+	p.Spec.Disabled = !p.Spec.Disabled
+	if err := plugin.Update(ctx, &p); err == nil || !strings.Contains(err.Error(), "may not change an IPPool") {
+		t.Fatalf("the node plugin changed a pool's spec (err %v)", err)
+	}
+	must(t, plugin.Get(ctx, client.ObjectKey{Name: pool}, &p))
+	p.Finalizers = nil
+	if err := plugin.Update(ctx, &p); err == nil || !strings.Contains(err.Error(), "may only add") {
+		t.Fatalf("the node plugin removed a pool's finalizer (err %v)", err)
+	}
+	// Leave the pool as it was: the admin (the garbage collector's role)
+	// removes the finalizer.
+	must(t, c.admin.Get(ctx, client.ObjectKey{Name: pool}, &p))
+	p.Finalizers = nil
+	must(t, c.admin.Update(ctx, &p))
 }
 
 // assertNoForbidden fails when the webhook process logged an RBAC denial:

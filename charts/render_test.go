@@ -77,8 +77,15 @@ func TestRenderDefaults(t *testing.T) {
 	}
 	// Least privilege, per identity.
 	assertVerbs(t, r, "ClusterRole", cniName, "", "pods", "get")
+	assertVerbs(t, r, "ClusterRole", cniName, "", "namespaces", "get")
 	assertVerbs(t, r, "ClusterRole", cniName, "", "nodes", "get")
-	assertVerbs(t, r, "ClusterRole", cniName, "ipam.poolguard.dev", "ippools", "get", "list", "watch")
+	assertVerbs(t, r, "ClusterRole", cniName, "", "secrets")
+	// update only to add the allocations finalizer: see the policy below.
+	assertVerbs(t, r, "ClusterRole", cniName, "ipam.poolguard.dev", "ippools", "get", "list", "update", "watch")
+	assertVerbs(t, r, "ClusterRole", cniName, "ipam.poolguard.dev", "ippools/status")
+	if got := bindingActions(t, r, fullname+"-node-plugin-pools"); !slices.Equal(got, []string{"Deny"}) {
+		t.Errorf("node plugin's IPPool policy: validationActions = %v, want [Deny]", got)
+	}
 	assertVerbs(t, r, "ClusterRole", cniName, "ipam.poolguard.dev", "ipamblocks", "create", "delete", "get", "list", "patch", "update", "watch")
 	assertVerbs(t, r, "ClusterRole", webhookName, "ipam.poolguard.dev", "ippools", "get", "list", "patch", "update", "watch")
 	assertVerbs(t, r, "ClusterRole", webhookName, "", "namespaces", "get", "list", "watch")
@@ -162,6 +169,9 @@ func TestRenderAllocatorOff(t *testing.T) {
 		if r.find(kind, cniName) != nil {
 			t.Errorf("%s %s rendered with the allocator off", kind, cniName)
 		}
+	}
+	if r.find("ValidatingAdmissionPolicy", fullname+"-node-plugin-pools") != nil {
+		t.Errorf("node plugin policy rendered with the allocator off")
 	}
 	if _, ok := flagsOf(deployment(t, r).Spec.Template.Spec.Containers[0].Args)["allocator-controllers"]; ok {
 		t.Errorf("allocator controllers enabled with the allocator off")
