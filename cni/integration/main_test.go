@@ -230,10 +230,9 @@ func createNamespace(t testing.TB, name string, labels map[string]string) {
 }
 
 func createNode(t testing.TB, name string, labels map[string]string) {
-	t.Helper()
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	if err := kc.Create(context.Background(), n); err != nil {
-		t.Fatal(err)
+		panic(fmt.Sprintf("creating node %s: %v", name, err))
 	}
 }
 
