@@ -451,7 +451,7 @@ func testOptOut(ctx context.Context, t *testing.T, c *cluster) {
 	must(t, c.admin.Create(ctx, ns))
 	editor := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "namespace-editor"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "update", "patch"}}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "create", "update", "patch"}}},
 	}
 	must(t, c.admin.Create(ctx, editor))
 	bind := func(name, role string) {
@@ -481,6 +481,10 @@ func testOptOut(ctx context.Context, t *testing.T, c *cluster) {
 		return cl.Patch(ctx, &cur, patch)
 	}
 	yes := "true"
+	born := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "born-opted-out", Labels: map[string]string{webhook.LabelOptOut: yes}}}
+	if err := alice.Create(ctx, born); err == nil || !strings.Contains(err.Error(), "only a cluster administrator") {
+		t.Fatalf("a namespace editor created an opted-out namespace (err %v)", err)
+	}
 	err := label(alice, &yes)
 	if err == nil || !strings.Contains(err.Error(), "only a cluster administrator") {
 		t.Fatalf("a namespace editor opted out (err %v)", err)
