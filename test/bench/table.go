@@ -63,26 +63,57 @@ func Percentile(ds []time.Duration, q float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// PrintTable prints the results with throughput ratios to the first two
-// setups (no webhook, no-op webhook), then each round's throughputs, which
-// show how noisy the machine was.
-func PrintTable(out io.Writer, results []*Result, pods, workers int) {
-	none, noop := results[0].PodsPerSecond(), results[1].PodsPerSecond()
-	fmt.Fprintf(out, "\nAdmission cost: %d rounds x %d pods per setup, %d concurrent clients, one kube-apiserver\n\n", len(results[0].Runs), pods, workers)
-	fmt.Fprintf(out, "%-34s %8s %8s %8s %9s %9s   %s\n", "setup", "pods/s", "p50 ms", "p99 ms", "vs none", "vs no-op", "CPU ms/pod: apiserver etcd bench+webhook")
-	for _, r := range results {
-		pps := r.PodsPerSecond()
-		a, e, s := r.CPUPerPod()
-		fmt.Fprintf(out, "%-34s %8.1f %8.2f %8.2f %9.2f %9.2f   %20.2f %4.2f %13.2f\n", r.Setup.Label, pps, ms(r.Percentile(0.5)), ms(r.Percentile(0.99)), pps/none, pps/noop, a, e, s)
+// CPUTotalPerPod is the CPU time all processes spent per pod.
+func (r *Result) CPUTotalPerPod() float64 {
+	a, e, s := r.CPUPerPod()
+	return a + e + s
+}
+
+// Ratio is the median, over rounds, of r's throughput over ref's in the
+// same round. Setups of one round run seconds apart, so a neighbour's
+// burst of load on a shared machine skews one round's ratio, not the
+// median; the ratio of totals would carry it.
+func (r *Result) Ratio(ref *Result) float64 {
+	var rs []float64
+	for i := range min(len(r.Runs), len(ref.Runs)) {
+		rs = append(rs, r.Runs[i].PodsPerSecond()/ref.Runs[i].PodsPerSecond())
 	}
-	fmt.Fprintf(out, "\nper round (setup order rotates each round): pods/s (all processes' CPU ms/pod)\n")
+	if len(rs) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(rs)
+	if len(rs)%2 == 1 {
+		return rs[len(rs)/2]
+	}
+	return (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+}
+
+// CPURatio is ref's CPU per pod over r's: the throughput ratio a
+// dedicated machine, where pod creation is CPU bound, would show. CPU time
+// is much less disturbed by other tenants than wall time.
+func (r *Result) CPURatio(ref *Result) float64 { return ref.CPUTotalPerPod() / r.CPUTotalPerPod() }
+
+// PrintTable prints the results with throughput ratios to the first two
+// setups (no webhook, no-op webhook) and where the CPU went, then each
+// round's numbers, which show how noisy the machine was.
+func PrintTable(out io.Writer, results []*Result, pods, workers int) {
+	none, noop := results[0], results[1]
+	fmt.Fprintf(out, "\nAdmission cost: %d rounds x %d pods per setup, %d concurrent clients, one kube-apiserver\n", len(results[0].Runs), pods, workers)
+	fmt.Fprintf(out, "(vs: median over rounds of the pods/s ratio within a round; CPU: ms per pod of kube-apiserver, etcd, and this process = webhook + clients;\n by CPU: no-op's CPU per pod over the setup's)\n\n")
+	fmt.Fprintf(out, "%-36s %7s %7s %7s %8s %8s   %9s %5s %8s %6s   %8s\n", "setup", "pods/s", "p50 ms", "p99 ms", "vs none", "vs no-op", "apiserver", "etcd", "webhook+", "total", "by CPU")
+	for _, r := range results {
+		a, e, s := r.CPUPerPod()
+		fmt.Fprintf(out, "%-36s %7.1f %7.1f %7.1f %8.2f %8.2f   %9.2f %5.2f %8.2f %6.2f   %8.2f\n", r.Setup.Label, r.PodsPerSecond(),
+			ms(r.Percentile(0.5)), ms(r.Percentile(0.99)), r.Ratio(none), r.Ratio(noop), a, e, s, a+e+s, r.CPURatio(noop))
+	}
+	fmt.Fprintf(out, "\nper round (setup order rotates each round): pods/s (CPU ms/pod, all processes)\n")
 	for _, r := range results {
 		var cells []string
 		for _, run := range r.Runs {
 			c := run.CPU
-			cells = append(cells, fmt.Sprintf("%7.1f (%4.2f)", run.PodsPerSecond(), ms(c.APIServer+c.Etcd+c.Self)/float64(len(run.Latencies))))
+			cells = append(cells, fmt.Sprintf("%6.1f (%5.2f)", run.PodsPerSecond(), ms(c.APIServer+c.Etcd+c.Self)/float64(len(run.Latencies))))
 		}
-		fmt.Fprintf(out, "%-34s %s   spread %s\n", r.Setup.Label, strings.Join(cells, " "), spread(r))
+		fmt.Fprintf(out, "%-36s %s   spread %s\n", r.Setup.Label, strings.Join(cells, " "), spread(r))
 	}
 }
 
@@ -96,10 +127,11 @@ func spread(r *Result) string {
 	return fmt.Sprintf("%.0f%%", 100*(hi-lo)/(sum/float64(len(r.Runs))))
 }
 
-// PrintAims states the aims against the results: poolguard at
-// least 0.9 of the no-op webhook's throughput, and above the admission
-// policies'. Ratios within each round are shown too: they pair setups that
-// ran seconds apart, so they are steadier than the totals on a busy machine.
+// PrintAims states the aims against the results, by throughput
+// (median of per-round ratios) and by CPU per pod: poolguard at least 0.9
+// of the no-op webhook, and ahead of the admission policies. It also
+// compares poolguard with the patching no-op, the floor of any webhook that
+// mutates pods.
 func PrintAims(out io.Writer, results []*Result) {
 	by := map[string]*Result{}
 	for _, r := range results {
@@ -109,27 +141,22 @@ func PrintAims(out io.Writer, results []*Result) {
 	if pg == nil || noop == nil {
 		return
 	}
-	check := func(ok bool) string {
-		if ok {
-			return "met"
+	verdict := func(t, c, aim float64) string {
+		v := "NOT met"
+		switch {
+		case t >= aim && c >= aim:
+			v = "met"
+		case t >= aim || c >= aim:
+			v = "met by one measure only"
 		}
-		return "NOT met"
+		return fmt.Sprintf("pods/s %.2f, CPU %.2f: %s", t, c, v)
 	}
-	paired := func(a, b *Result) string {
-		var cells []string
-		for i := range a.Runs {
-			cells = append(cells, fmt.Sprintf("%.2f", a.Runs[i].PodsPerSecond()/b.Runs[i].PodsPerSecond()))
-		}
-		return strings.Join(cells, " ")
-	}
-	r := pg.PodsPerSecond() / noop.PodsPerSecond()
-	fmt.Fprintf(out, "\naim: poolguard >= 0.9 x no-op webhook throughput: %.2f, %s (per round: %s)\n", r, check(r >= 0.9), paired(pg, noop))
-	if patch != nil {
-		r := pg.PodsPerSecond() / patch.PodsPerSecond()
-		fmt.Fprintf(out, "poolguard vs the patching no-op (the floor of any mutating webhook): %.2f (per round: %s)\n", r, paired(pg, patch))
-	}
+	fmt.Fprintf(out, "\naim: poolguard >= 0.9 x the no-op webhook: %s\n", verdict(pg.Ratio(noop), pg.CPURatio(noop), 0.9))
 	if pol != nil {
-		r := pg.PodsPerSecond() / pol.PodsPerSecond()
-		fmt.Fprintf(out, "aim: poolguard faster than the admission policies: %.2f x, %s (per round: %s)\n", r, check(r > 1), paired(pg, pol))
+		fmt.Fprintf(out, "aim: poolguard > the admission policies (ratio > 1): %s\n", verdict(pg.Ratio(pol), pg.CPURatio(pol), 1.0000001))
+	}
+	if patch != nil {
+		fmt.Fprintf(out, "poolguard vs the patching no-op (floor of any mutating webhook): pods/s %.2f, CPU %.2f; the patch alone: pods/s %.2f, CPU %.2f of the no-op\n",
+			pg.Ratio(patch), pg.CPURatio(patch), patch.Ratio(noop), patch.CPURatio(noop))
 	}
 }
