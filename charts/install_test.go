@@ -3,6 +3,8 @@ package charts_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,6 +81,22 @@ func TestHelmInstall(t *testing.T) {
 		for _, o := range objs {
 			if err := c.admin.Create(ctx, o, client.DryRunAll); err != nil {
 				t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
+			}
+		}
+	})
+
+	t.Run("deploy manifests apply server-side", func(t *testing.T) {
+		// What `kubectl apply --server-side --dry-run=server -f deploy/...`
+		// does: every object of both files, applied with dryRun=All.
+		for _, file := range []string{"poolguard.yaml", "poolguard-no-cert-manager.yaml"} {
+			b, err := os.ReadFile(filepath.Join(charts.ManifestsDir(), file))
+			must(t, err)
+			objs, err := charts.Decode(b)
+			must(t, err)
+			for _, o := range objs {
+				if err := c.admin.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll, client.ForceOwnership, client.FieldOwner("kubectl")); err != nil {
+					t.Errorf("deploy/%s: %s %s: %v", file, o.GetKind(), o.GetName(), err)
+				}
 			}
 		}
 	})
