@@ -122,7 +122,7 @@ func (a *Allocator) Release(ctx context.Context, network, containerID, ifName st
 // the claim's sequence number, then deletes the claim.
 func (a *Allocator) ReleaseClaim(ctx context.Context, c *Claim) error {
 	for _, as := range c.Addresses {
-		if err := a.ReleaseSlot(ctx, as.Block, as.Addr, c.ID, as.Seq); err != nil {
+		if _, err := a.ReleaseSlot(ctx, as.Block, as.Addr, c.ID, as.Seq); err != nil {
 			return err
 		}
 	}
@@ -133,28 +133,29 @@ func (a *Allocator) ReleaseClaim(ctx context.Context, c *Claim) error {
 }
 
 // ReleaseSlot frees addr in its block if it is still held by claim with
-// sequence number seq. A missing block or a reassigned slot is success.
-func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr netip.Addr, claim string, seq uint64) error {
+// sequence number seq, and reports whether it did. A missing block or a
+// reassigned slot is success with nothing freed.
+func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr netip.Addr, claim string, seq uint64) (bool, error) {
 	for try := 0; ; try++ {
 		b, err := a.Store.GetBlock(ctx, block)
 		if errors.Is(err, ErrNotFound) {
-			return nil
+			return false, nil
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !b.Release(addr, claim, seq) {
-			return nil
+			return false, nil
 		}
 		err = a.Store.UpdateBlock(ctx, b)
 		if err == nil {
-			return nil
+			return true, nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return err
+			return false, err
 		}
 		if err := a.backoff(ctx, try); err != nil {
-			return fmt.Errorf("releasing %s from block %s: %w", addr, block, err)
+			return false, fmt.Errorf("releasing %s from block %s: %w", addr, block, err)
 		}
 	}
 }
@@ -176,7 +177,7 @@ func (a *Allocator) releaseOrphans(ctx context.Context, id string) error {
 				return err
 			}
 			if addr, s, ok := b.Find(id); ok {
-				if err := a.ReleaseSlot(ctx, cidr, addr, id, s.Seq); err != nil {
+				if _, err := a.ReleaseSlot(ctx, cidr, addr, id, s.Seq); err != nil {
 					return err
 				}
 			}
@@ -190,7 +191,7 @@ func (a *Allocator) rollback(ctx context.Context, id string, got []Assigned) {
 	// collector, as no claim names it.
 	ctx = context.WithoutCancel(ctx)
 	for _, as := range got {
-		_ = a.ReleaseSlot(ctx, as.Block, as.Addr, id, as.Seq)
+		_, _ = a.ReleaseSlot(ctx, as.Block, as.Addr, id, as.Seq)
 	}
 }
 

@@ -123,8 +123,9 @@ func (c *Collector) Sweep(ctx context.Context) (Report, error) {
 		if err != nil {
 			errs = append(errs, err)
 		} else if freed {
+			// Its slots were freed with it; the block listing above is
+			// older, so leave them out of the orphan search.
 			r.ClaimsReleased++
-			claimExists[o.Name] = false
 		}
 	}
 
@@ -209,7 +210,7 @@ func (c *Collector) releaseOrphan(ctx context.Context, block netip.Prefix, addr 
 		return false, err
 	}
 	a := &allocator.Allocator{Store: c.Store}
-	if err := a.ReleaseSlot(ctx, block, addr, s.Claim, s.Seq); err != nil {
+	if freed, err := a.ReleaseSlot(ctx, block, addr, s.Claim, s.Seq); err != nil || !freed {
 		return false, err
 	}
 	c.Log.Info("released an address whose claim was never written (ADD interrupted)", "address", addr.String(), "block", block.String(), "claim", s.Claim, "seq", s.Seq)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	allocatorcontroller "poolguard.dev/poolguard/allocator/controller"
 	"poolguard.dev/poolguard/webhook"
 	"poolguard.dev/poolguard/webhook/certrotator"
 )
@@ -38,6 +39,8 @@ func run() error {
 		leaderElect bool
 		enforcement string
 		rot         = certrotator.Rotator{}
+		allocOpts   allocatorcontroller.Options
+		allocCtrls  bool
 	)
 	flag.StringVar(&certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with the serving certificate (tls.crt, tls.key); a rotated certificate is picked up without restart.")
 	flag.IntVar(&port, "webhook-port", 9443, "Port the admission webhook serves on.")
@@ -52,6 +55,11 @@ func run() error {
 	flag.StringVar(&rot.WebhookConfigurationName, "cert-webhook-configuration", "poolguard", "With --cert-secret: the Mutating- and ValidatingWebhookConfiguration whose caBundle is kept.")
 	flag.DurationVar(&rot.CAValidity, "cert-ca-validity", 10*365*24*time.Hour, "With --cert-secret: lifetime of a new CA.")
 	flag.DurationVar(&rot.CertValidity, "cert-validity", 90*24*time.Hour, "With --cert-secret: lifetime of a new serving certificate.")
+	// Native mode: the allocator's garbage collector and IPPool status
+	// controller, leader-elected (see package allocator/controller).
+	flag.BoolVar(&allocCtrls, "allocator-controllers", false, "Run the allocator's leader-elected controllers: garbage collection of addresses whose pod is gone and IPPool status (native mode; off in Calico mode).")
+	flag.DurationVar(&allocOpts.GracePeriod, "gc-grace-period", allocatorcontroller.DefaultGracePeriod, "How long an allocation must look orphaned before it is freed; keep it above the CNI plugin's timeout.")
+	flag.DurationVar(&allocOpts.Interval, "gc-interval", allocatorcontroller.DefaultInterval, "How often the garbage collector sweeps.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -97,6 +105,11 @@ func run() error {
 	}
 	if err := webhook.Setup(mgr, webhook.Options{Enforcement: mode}); err != nil {
 		return err
+	}
+	if allocCtrls {
+		if err := allocatorcontroller.Setup(mgr, allocOpts); err != nil {
+			return err
+		}
 	}
 	if rot.SecretName != "" {
 		if err := mgr.Add(&rot); err != nil {

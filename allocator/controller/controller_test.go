@@ -1,0 +1,262 @@
+package controller_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/allocator/controller"
+	"poolguard.dev/poolguard/allocator/kubestore"
+	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/policy"
+	"poolguard.dev/poolguard/test/harness"
+)
+
+var (
+	env *harness.Env
+	kc  client.Client
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = harness.Start(harness.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	kc, err = kubestore.NewClient(env.Config)
+	code := 1
+	if err == nil {
+		code = m.Run()
+	} else {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping control plane:", err)
+	}
+	os.Exit(code)
+}
+
+// startManager runs the allocator's controllers as the webhook's manager
+// does, until the test ends.
+func startManager(t *testing.T, o controller.Options) {
+	t.Helper()
+	scheme, err := kubestore.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Logger: testr.New(t),
+		// Each test starts its own manager with the same controllers.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controller.Setup(mgr, o); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+}
+
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 30s; last: %s", what, last)
+}
+
+func mkPool(t *testing.T, name, cidr string) allocator.Pool {
+	t.Helper()
+	p := &apiv1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: apiv1alpha1.IPPoolSpec{CIDR: cidr, BlockSize: 28}}
+	if err := kc.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return kubestore.FromIPPools([]apiv1alpha1.IPPool{*p})[0]
+}
+
+func assign(t *testing.T, a *allocator.Allocator, p allocator.Pool, ctr string, pod allocator.PodRef) *allocator.Claim {
+	t.Helper()
+	c, err := a.Assign(context.Background(), allocator.Request{ContainerID: ctr, IfName: "eth0", Pod: pod,
+		Wants: []allocator.Want{{Family: policy.IPv4, Pools: []allocator.Pool{p}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestPoolStatusAndDeletion: the status follows allocations; deleting a
+// pool in use is held with a condition until its last address is released,
+// then the finalizer goes and the pool with it.
+func TestPoolStatusAndDeletion(t *testing.T) {
+	startManager(t, controller.Options{GracePeriod: time.Hour, Interval: time.Hour})
+	ctx := context.Background()
+	p := mkPool(t, "status-pool", "198.18.200.0/27")
+	a := &allocator.Allocator{Store: kubestore.Store{Client: kc}, Node: "status-node"}
+	var claims []*allocator.Claim
+	for i := 0; i < 5; i++ {
+		claims = append(claims, assign(t, a, p, fmt.Sprint("status-", i), allocator.PodRef{Namespace: "default", Name: fmt.Sprint("p", i)}))
+	}
+	get := func() (*apiv1alpha1.IPPool, error) {
+		var o apiv1alpha1.IPPool
+		err := kc.Get(ctx, client.ObjectKey{Name: "status-pool"}, &o)
+		return &o, err
+	}
+	eventually(t, "status shows 5 of 30 allocated", func() (bool, string) {
+		o, err := get()
+		if err != nil {
+			return false, err.Error()
+		}
+		s := o.Status
+		return s.Family == "IPv4" && s.Capacity == 30 && s.Allocated == 5 && s.Free == 25, fmt.Sprintf("%+v", s)
+	})
+	if err := kc.Delete(ctx, &apiv1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "status-pool"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "deletion held with a condition", func() (bool, string) {
+		o, err := get()
+		if err != nil {
+			return false, err.Error()
+		}
+		c := meta.FindStatusCondition(o.Status.Conditions, controller.ConditionDeletionHeld)
+		return o.DeletionTimestamp != nil && c != nil && c.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", o.Status)
+	})
+	for _, c := range claims {
+		if err := a.ReleaseClaim(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "pool gone once empty", func() (bool, string) {
+		o, err := get()
+		if apierrors.IsNotFound(err) {
+			return true, ""
+		}
+		return false, fmt.Sprintf("%v %v %+v", err, o.Finalizers, o.Status)
+	})
+}
+
+// TestCollectorInManager: the leader's collector frees the address of a
+// pod that is gone, keeps the one of a live pod, and deletes the empty
+// block of a deleted node.
+func TestCollectorInManager(t *testing.T) {
+	ctx := context.Background()
+	p := mkPool(t, "gc-pool", "198.18.201.0/26")
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "gc-node"}}
+	if err := kc.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	live := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "gc-live"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+	if err := kc.Create(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	a := &allocator.Allocator{Store: kubestore.Store{Client: kc}, Node: "gc-node"}
+	keep := assign(t, a, p, "gc-live", allocator.PodRef{Namespace: "default", Name: "gc-live", UID: string(live.UID)})
+	gone := assign(t, a, p, "gc-gone", allocator.PodRef{Namespace: "default", Name: "gc-gone", UID: "3b0e7e2c-0000-0000-0000-000000000000"})
+	// A second node's block, emptied, and the node deleted.
+	b := &allocator.Allocator{Store: kubestore.Store{Client: kc}, Node: "gc-node-deleted"}
+	c := assign(t, b, p, "gc-other", allocator.PodRef{Namespace: "default", Name: "gc-live", UID: string(live.UID)})
+	if err := b.ReleaseClaim(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+
+	startManager(t, controller.Options{GracePeriod: time.Nanosecond, Interval: 200 * time.Millisecond})
+	st := kubestore.Store{Client: kc}
+	eventually(t, "gone pod's address freed, live pod's kept, empty block of the deleted node deleted", func() (bool, string) {
+		_, errGone := st.GetClaim(ctx, gone.ID)
+		_, errKeep := st.GetClaim(ctx, keep.ID)
+		blk, errBlk := st.GetBlock(ctx, gone.Addresses[0].Block)
+		_, errOther := st.GetBlock(ctx, c.Addresses[0].Block)
+		if errBlk != nil {
+			return false, errBlk.Error()
+		}
+		_, _, goneHeld := blk.Find(gone.ID)
+		_, _, keepHeld := blk.Find(keep.ID)
+		return isNotFound(errGone) && errKeep == nil && !goneHeld && keepHeld && isNotFound(errOther),
+			fmt.Sprintf("gone claim: %v, keep claim: %v, gone held %v, keep held %v, other block: %v", errGone, errKeep, goneHeld, keepHeld, errOther)
+	})
+	aff, err := st.GetAffinity(ctx, "gc-node-deleted")
+	if err != nil || aff.Version != "" {
+		t.Fatalf("affinity of the deleted node left: %+v %v", aff, err)
+	}
+}
+
+// TestCollectorNeverFreesReassigned: an orphaned slot (an ADD killed after
+// its block write) that is freed and handed to another pod before the
+// collector acts is not freed by it.
+func TestCollectorNeverFreesReassigned(t *testing.T) {
+	ctx := context.Background()
+	p := mkPool(t, "reassign-pool", "198.51.100.0/30") // 2 usable: forces reuse
+	st := kubestore.Store{Client: kc}
+	// The orphan: a slot naming a claim that was never written.
+	blk := allocator.NewBlock(p, p.CIDR, "")
+	addr, _, _, _ := blk.Allocate("c-never-written")
+	if err := st.CreateBlock(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	gc := &controller.Collector{Reader: kc, Live: kc, Store: st, GracePeriod: time.Hour, Log: testr.New(t)}
+	if rep, err := gc.Sweep(ctx); err != nil || rep.Suspects < 1 || rep.SlotsReleased != 0 {
+		t.Fatalf("first sweep: %+v %v", rep, err)
+	}
+	// Meanwhile the orphan is freed (say, by the node's DEL) and the
+	// address reassigned.
+	a := &allocator.Allocator{Store: st, Node: "n"}
+	cur, _ := st.GetBlock(ctx, p.CIDR)
+	off, _ := cur.Offset(addr)
+	s := cur.Slots[off]
+	if !cur.Release(addr, s.Claim, s.Seq) {
+		t.Fatal("could not free the orphan by hand")
+	}
+	if err := st.UpdateBlock(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "reassigned"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+	if err := kc.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	var got []netip.Addr
+	for i := 0; i < 2; i++ {
+		c := assign(t, a, p, fmt.Sprint("reassigned-", i), allocator.PodRef{Namespace: "default", Name: "reassigned", UID: string(pod.UID)})
+		got = append(got, c.Addresses[0].Addr)
+	}
+	// Make the collector act on what it saw: the stale orphan.
+	gc.GracePeriod = 0
+	if _, err := gc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := st.GetBlock(ctx, p.CIDR)
+	if len(after.Slots) != 2 {
+		t.Fatalf("the collector freed a reassigned address: %v held, %v handed out", after.Slots, got)
+	}
+}
+
+func isNotFound(err error) bool { return errors.Is(err, allocator.ErrNotFound) }
