@@ -24,7 +24,9 @@ type PodFreezer struct {
 
 var _ admission.Defaulter[*corev1.Pod] = &PodFreezer{}
 
-// Default freezes the pod's pools.
+// Default freezes the pod's pools. It must change nothing but the pod's
+// annotations: the handler Setup registers patches only those
+// (podhandler.go), and its equivalence test would not see another change.
 func (f *PodFreezer) Default(ctx context.Context, pod *corev1.Pod) error {
 	req, _ := admission.RequestFromContext(ctx)
 	op := string(req.Operation)
