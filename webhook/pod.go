@@ -26,7 +26,7 @@ var _ admission.Defaulter[*corev1.Pod] = &PodFreezer{}
 
 // Default freezes the pod's pools. It must change nothing but the pod's
 // annotations: the handler Setup registers patches only those
-// (podhandler.go), and its equivalence test would not see another change.
+// (podhandler.go); TestPodHandlersMatchControllerRuntime catches any other.
 func (f *PodFreezer) Default(ctx context.Context, pod *corev1.Pod) error {
 	req, _ := admission.RequestFromContext(ctx)
 	op := string(req.Operation)
