@@ -15,11 +15,8 @@ import (
 // pendingFlags are flags the chart passes for a feature whose binary side
 // another change is still landing. The test fails once the binary defines
 // one, so the entry is removed the moment it can be.
-var pendingFlags = map[string]string{
-	// The allocator's GC and status controllers (allocator/controller) are
-	// to be enabled in poolguard-webhook by this flag.
-	"allocator-controllers": "poolguard-webhook",
-}
+// Empty now: --allocator-controllers, the last one, has landed.
+var pendingFlags = map[string]string{}
 
 // TestChartFlagsExistInBinaries builds poolguard-webhook and
 // poolguard-cni-install and checks that every flag the chart's Deployment

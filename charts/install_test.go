@@ -15,6 +15,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -170,6 +171,25 @@ func TestHelmInstall(t *testing.T) {
 
 	t.Run("each identity has the access it needs and no more", func(t *testing.T) {
 		testAccess(ctx, t, c)
+	})
+
+	t.Run("the allocator's controllers are elected leader", func(t *testing.T) {
+		// --leader-elect and --allocator-controllers from the Deployment,
+		// the lease in POD_NAMESPACE, under the chart's Role.
+		var lease coordinationv1.Lease
+		var err error
+		for range 100 {
+			if err = c.admin.Get(ctx, client.ObjectKey{Namespace: installNS, Name: "poolguard.ipam.poolguard.dev"}, &lease); err == nil && lease.Spec.HolderIdentity != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil || lease.Spec.HolderIdentity == nil {
+			t.Fatalf("no leader lease in %s after 10s: %v\n%s", installNS, err, proc.log.String())
+		}
+		if !strings.Contains(proc.log.String(), "ippool-status") {
+			t.Errorf("the IPPool status controller did not start:\n%s", proc.log.String())
+		}
 	})
 
 	t.Run("the node plugin may only mark a pool in use", func(t *testing.T) {

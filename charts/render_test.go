@@ -46,7 +46,8 @@ func TestRenderDefaults(t *testing.T) {
 		t.Errorf("no resource requests: %+v", c.Resources)
 	}
 	flags := flagsOf(c.Args)
-	for k, want := range map[string]string{"enforcement": "enforce", "leader-elect": "true", "cert-dir": "/certs", "webhook-port": "9443", "allocator-controllers": "true"} {
+	for k, want := range map[string]string{"enforcement": "enforce", "leader-elect": "true", "cert-dir": "/certs", "webhook-port": "9443",
+		"allocator-controllers": "true", "gc-grace-period": "5m", "gc-interval": "1m"} {
 		if flags[k] != want {
 			t.Errorf("--%s = %q, want %q (args %v)", k, flags[k], want, c.Args)
 		}
@@ -173,8 +174,10 @@ func TestRenderAllocatorOff(t *testing.T) {
 	if r.find("ValidatingAdmissionPolicy", fullname+"-node-plugin-pools") != nil {
 		t.Errorf("node plugin policy rendered with the allocator off")
 	}
-	if _, ok := flagsOf(deployment(t, r).Spec.Template.Spec.Containers[0].Args)["allocator-controllers"]; ok {
-		t.Errorf("allocator controllers enabled with the allocator off")
+	for _, f := range []string{"allocator-controllers", "gc-grace-period", "gc-interval"} {
+		if _, ok := flagsOf(deployment(t, r).Spec.Template.Spec.Containers[0].Args)[f]; ok {
+			t.Errorf("--%s passed with the allocator off", f)
+		}
 	}
 	assertVerbs(t, r, "ClusterRole", webhookName, "ipam.poolguard.dev", "ippools", "get", "list", "watch")
 	assertVerbs(t, r, "ClusterRole", webhookName, "", "pods")
