@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
@@ -42,11 +41,11 @@ func fuzzHandlers(t testing.TB) (validatePod, mutatePod, validateNS, validatePoo
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 	lookup = Lookup{Cache: c}
 	src = pools.Native{Reader: c}
-	enf := Enforcer{Mode: Enforce}
-	validatePod = admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enf, Lookup: lookup, Pools: src}).WithRecoverPanic(false)
-	mutatePod = admission.WithDefaulter[*corev1.Pod](scheme, &PodFreezer{Lookup: lookup}).WithRecoverPanic(false)
-	validateNS = admission.WithValidator[*corev1.Namespace](scheme, &NamespaceValidator{Enforcer: enf, Pools: src}).WithRecoverPanic(false)
-	validatePool = admission.WithValidator[*v1alpha1.IPPool](scheme, IPPoolValidator{Pools: src}).WithRecoverPanic(false)
+	hs := Handlers(scheme, lookup, src, Enforcer{Mode: Enforce})
+	for _, h := range hs {
+		h.WithRecoverPanic(false) // a panic must fail the fuzz target, not become a 500
+	}
+	validatePod, mutatePod, validateNS, validatePool = hs[PathValidatePod], hs[PathMutatePod], hs[PathValidateNamespace], hs[PathValidateIPPool]
 	return
 }
 

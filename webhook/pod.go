@@ -24,9 +24,8 @@ type PodFreezer struct {
 
 var _ admission.Defaulter[*corev1.Pod] = &PodFreezer{}
 
-// Default freezes the pod's pools. It must change nothing but the pod's
-// annotations: the handler Setup registers patches only those
-// (podhandler.go); TestPodHandlersMatchControllerRuntime catches any other.
+// Default freezes the pod's pools. It changes nothing but the pod's
+// annotations.
 func (f *PodFreezer) Default(ctx context.Context, pod *corev1.Pod) error {
 	req, _ := admission.RequestFromContext(ctx)
 	op := string(req.Operation)

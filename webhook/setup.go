@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"net/http"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/pools"
@@ -55,7 +55,6 @@ func Setup(mgr manager.Manager, o Options) error {
 		return fmt.Errorf("namespace informer: %w", err)
 	}
 
-	scheme := mgr.GetScheme()
 	lookup := Lookup{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()}
 	// Every pod validation reads the pools: keep their index built between
 	// IPPool changes rather than rebuilding it per request.
@@ -66,11 +65,9 @@ func Setup(mgr manager.Manager, o Options) error {
 	enforcer := Enforcer{Mode: o.Enforcement, Events: &Events{Recorder: mgr.GetEventRecorder("poolguard-webhook")}}
 
 	srv := mgr.GetWebhookServer()
-	srv.Register(PathMutatePod, mutatePodWebhook(&PodFreezer{Lookup: lookup}))
-	srv.Register(PathValidatePod, validatePodWebhook(&PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source}))
-	srv.Register(PathValidateNamespace, admission.WithValidator[*corev1.Namespace](scheme, &NamespaceValidator{Enforcer: enforcer, Pools: source}).WithRecoverPanic(true))
-	srv.Register(PathMutateIPPool, admission.WithDefaulter[*v1alpha1.IPPool](scheme, IPPoolDefaulter{}).WithRecoverPanic(true))
-	srv.Register(PathValidateIPPool, admission.WithValidator[*v1alpha1.IPPool](scheme, IPPoolValidator{Pools: source}).WithRecoverPanic(true))
+	for path, h := range Handlers(mgr.GetScheme(), lookup, source, enforcer) {
+		srv.Register(path, h)
+	}
 
 	if err := mgr.AddReadyzCheck("webhook-server", srv.StartedChecker()); err != nil {
 		return err
@@ -91,5 +88,19 @@ func cacheSynced(mgr manager.Manager) func(*http.Request) error {
 			return errors.New("informer caches not synced")
 		}
 		return nil
+	}
+}
+
+// Handlers returns every admission handler by path: controller-runtime's
+// typed defaulters and validators over poolguard's policy (the pod freeze
+// through a handler that patches only what it wrote, see freezeHandler). Setup serves them;
+// the fuzz target feeds them raw bytes.
+func Handlers(scheme *runtime.Scheme, lookup Lookup, source pools.Source, enforcer Enforcer) map[string]*admission.Webhook {
+	return map[string]*admission.Webhook{
+		PathMutatePod:         newFreezeWebhook(scheme, &PodFreezer{Lookup: lookup}),
+		PathValidatePod:       admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source}).WithRecoverPanic(true),
+		PathValidateNamespace: admission.WithValidator[*corev1.Namespace](scheme, &NamespaceValidator{Enforcer: enforcer, Pools: source}).WithRecoverPanic(true),
+		PathMutateIPPool:      admission.WithDefaulter[*v1alpha1.IPPool](scheme, IPPoolDefaulter{}).WithRecoverPanic(true),
+		PathValidateIPPool:    admission.WithValidator[*v1alpha1.IPPool](scheme, IPPoolValidator{Pools: source}).WithRecoverPanic(true),
 	}
 }
