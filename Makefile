@@ -113,7 +113,7 @@ demo: tools ## Walk through the story on a local control plane.
 .PHONY: build
 build: ## Build the webhook binary into bin/.
 	$(GO) build -o $(LOCALBIN)/poolguard-webhook ./webhook/cmd/poolguard-webhook
-	$(GO) build -o $(LOCALBIN)/poolguard-cni-install ./installer/cmd/poolguard-cni-install
+	$(GO) build -o $(LOCALBIN)/poolguard-cni-install ./cni/cmd/poolguard-cni-install
 
 ##@ Tools
 

@@ -25,7 +25,7 @@ var pendingFlags = map[string]string{}
 func TestChartFlagsExistInBinaries(t *testing.T) {
 	dir := t.TempDir()
 	defined := map[string]map[string]bool{}
-	for name, pkg := range map[string]string{"poolguard-webhook": "./webhook/cmd/poolguard-webhook", "poolguard-cni-install": "./installer/cmd/poolguard-cni-install"} {
+	for name, pkg := range map[string]string{"poolguard-webhook": "./webhook/cmd/poolguard-webhook", "poolguard-cni-install": "./cni/cmd/poolguard-cni-install"} {
 		bin := filepath.Join(dir, name)
 		build := exec.Command("go", "build", "-o", bin, pkg)
 		build.Dir = charts.RepoRoot()
