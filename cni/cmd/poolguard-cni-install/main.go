@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"poolguard.dev/poolguard/installer"
+	"poolguard.dev/poolguard/cni/installer"
 )
 
 func main() {
