@@ -26,6 +26,7 @@ import (
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/charts"
 	"poolguard.dev/poolguard/policy"
+	"poolguard.dev/poolguard/test/harness"
 	"poolguard.dev/poolguard/webhook"
 )
 
@@ -262,7 +263,7 @@ func TestHelmInstall(t *testing.T) {
 	proc.stop(t)
 	proc = runWebhook(t, bin, &dep, saConfig, vol.dir)
 	t.Run("warn mode after the upgrade admits with a warning", func(t *testing.T) {
-		warns := &warningRecorder{}
+		warns := &harness.WarningRecorder{}
 		cfg := rest.CopyConfig(c.cfg)
 		cfg.WarningHandler = warns
 		wc, err := client.New(cfg, client.Options{Scheme: c.admin.Scheme()})
@@ -273,7 +274,7 @@ func TestHelmInstall(t *testing.T) {
 		if err := wc.Create(ctx, bad, client.DryRunAll); err != nil {
 			t.Fatalf("warn mode denied: %v", err)
 		}
-		if w := strings.Join(warns.take(), "\n"); !strings.Contains(w, "would deny") || !strings.Contains(w, "no-such-pool") {
+		if w := strings.Join(warns.Take(), "\n"); !strings.Contains(w, "would deny") || !strings.Contains(w, "no-such-pool") {
 			t.Fatalf("warn mode admitted without the warning; warnings: %q", w)
 		}
 	})
@@ -584,24 +585,4 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// warningRecorder collects the admission warnings the API server relays.
-type warningRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-func (w *warningRecorder) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
 }

@@ -84,6 +84,81 @@ func quoted(keys []string) string {
 	return strings.Join(q, ", ")
 }
 
+// hook is what differs between poolguard's webhooks; everything else they
+// share, so it is written once in admissionWebhook.
+type hook struct {
+	name, path string
+	rules      []admissionregistrationv1.RuleWithOperations
+	// namespaced webhooks get the namespaceSelector that excludes the
+	// namespaces the cluster needs to heal.
+	namespaced bool
+	conditions []admissionregistrationv1.MatchCondition
+	// reinvoke asks the API server to call a mutating webhook again when a
+	// later webhook changed the object, so that the frozen result is always
+	// poolguard's.
+	reinvoke bool
+}
+
+// rule is one admission rule.
+func rule(group string, resources []string, scope admissionregistrationv1.ScopeType, ops ...admissionregistrationv1.OperationType) []admissionregistrationv1.RuleWithOperations {
+	version := "v1"
+	if group != "" {
+		version = v1alpha1.GroupVersion.Version
+	}
+	return []admissionregistrationv1.RuleWithOperations{{
+		Operations: ops,
+		Rule:       admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{version}, Resources: resources, Scope: &scope},
+	}}
+}
+
+// admissionWebhook renders a hook with the settings every poolguard webhook
+// shares: fail closed, no side effects (so dry-run works), admission/v1.
+func (o ConfigOptions) admissionWebhook(h hook) admissionregistrationv1.ValidatingWebhook {
+	fail := admissionregistrationv1.Fail
+	none := admissionregistrationv1.SideEffectClassNone
+	equivalent := admissionregistrationv1.Equivalent
+	path, port, timeout := h.path, o.ServicePort, o.TimeoutSeconds
+	w := admissionregistrationv1.ValidatingWebhook{
+		Name: h.name,
+		ClientConfig: admissionregistrationv1.WebhookClientConfig{
+			Service:  &admissionregistrationv1.ServiceReference{Name: o.ServiceName, Namespace: o.ServiceNamespace, Path: &path, Port: &port},
+			CABundle: o.CABundle,
+		},
+		Rules:                   h.rules,
+		FailurePolicy:           &fail,
+		MatchPolicy:             &equivalent,
+		SideEffects:             &none,
+		TimeoutSeconds:          &timeout,
+		AdmissionReviewVersions: []string{"v1"},
+		MatchConditions:         h.conditions,
+	}
+	if h.namespaced {
+		w.NamespaceSelector = &metav1.LabelSelector{}
+		if len(o.ExcludedNamespaces) > 0 {
+			w.NamespaceSelector.MatchExpressions = []metav1.LabelSelectorRequirement{{
+				Key: policy.LabelNamespaceName, Operator: metav1.LabelSelectorOpNotIn, Values: o.ExcludedNamespaces,
+			}}
+		}
+	}
+	return w
+}
+
+// mutatingWebhook renders a hook as a mutating webhook.
+func (o ConfigOptions) mutatingWebhook(h hook) admissionregistrationv1.MutatingWebhook {
+	v := o.admissionWebhook(h)
+	m := admissionregistrationv1.MutatingWebhook{
+		Name: v.Name, ClientConfig: v.ClientConfig, Rules: v.Rules, FailurePolicy: v.FailurePolicy,
+		MatchPolicy: v.MatchPolicy, NamespaceSelector: v.NamespaceSelector, SideEffects: v.SideEffects,
+		TimeoutSeconds: v.TimeoutSeconds, AdmissionReviewVersions: v.AdmissionReviewVersions,
+		MatchConditions: v.MatchConditions,
+	}
+	if h.reinvoke {
+		ifNeeded := admissionregistrationv1.IfNeededReinvocationPolicy
+		m.ReinvocationPolicy = &ifNeeded
+	}
+	return m
+}
+
 // Configurations returns the MutatingWebhookConfiguration and
 // ValidatingWebhookConfiguration that route requests to the webhook. The
 // Helm chart renders the same objects; a test keeps the two in step.
@@ -94,113 +169,40 @@ func Configurations(o ConfigOptions) (*admissionregistrationv1.MutatingWebhookCo
 	if o.ServicePort == 0 {
 		o.ServicePort = 443
 	}
-	fail := admissionregistrationv1.Fail
-	none := admissionregistrationv1.SideEffectClassNone
-	ifNeeded := admissionregistrationv1.IfNeededReinvocationPolicy
-	equivalent := admissionregistrationv1.Equivalent
-	nsSelector := &metav1.LabelSelector{}
-	if len(o.ExcludedNamespaces) > 0 {
-		nsSelector.MatchExpressions = []metav1.LabelSelectorRequirement{{
-			Key: policy.LabelNamespaceName, Operator: metav1.LabelSelectorOpNotIn, Values: o.ExcludedNamespaces,
-		}}
-	}
-	client := func(path string) admissionregistrationv1.WebhookClientConfig {
-		p := path
-		return admissionregistrationv1.WebhookClientConfig{
-			Service:  &admissionregistrationv1.ServiceReference{Name: o.ServiceName, Namespace: o.ServiceNamespace, Path: &p, Port: &o.ServicePort},
-			CABundle: o.CABundle,
-		}
-	}
-	rule := func(group, version string, resources []string, scope admissionregistrationv1.ScopeType, ops ...admissionregistrationv1.OperationType) []admissionregistrationv1.RuleWithOperations {
-		return []admissionregistrationv1.RuleWithOperations{{
-			Operations: ops,
-			Rule:       admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{version}, Resources: resources, Scope: &scope},
-		}}
-	}
 	const (
 		create = admissionregistrationv1.Create
 		update = admissionregistrationv1.Update
 		del    = admissionregistrationv1.Delete
 	)
 	ns, cluster := admissionregistrationv1.NamespacedScope, admissionregistrationv1.ClusterScope
-	group, version := v1alpha1.GroupVersion.Group, v1alpha1.GroupVersion.Version
-	timeout := o.TimeoutSeconds
-	v1 := []string{"v1"}
+	group := v1alpha1.GroupVersion.Group
+	notHost := []admissionregistrationv1.MatchCondition{condNotHostNetwork}
 
 	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    "freeze.pods.ipam.poolguard.dev",
-			ClientConfig:            client(PathMutatePod),
-			Rules:                   rule("", "v1", []string{"pods"}, ns, create),
-			FailurePolicy:           &fail,
-			MatchPolicy:             &equivalent,
-			NamespaceSelector:       nsSelector,
-			SideEffects:             &none,
-			TimeoutSeconds:          &timeout,
-			AdmissionReviewVersions: v1,
-			// Another mutating webhook may rewrite the annotations after us;
-			// run again so the frozen result is always ours.
-			ReinvocationPolicy: &ifNeeded,
-			MatchConditions:    []admissionregistrationv1.MatchCondition{condNotHostNetwork},
-		}, {
-			Name:                    "default.ippools.ipam.poolguard.dev",
-			ClientConfig:            client(PathMutateIPPool),
-			Rules:                   rule(group, version, []string{"ippools"}, cluster, create, update),
-			FailurePolicy:           &fail,
-			MatchPolicy:             &equivalent,
-			SideEffects:             &none,
-			TimeoutSeconds:          &timeout,
-			AdmissionReviewVersions: v1,
-		}},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{
+			o.mutatingWebhook(hook{name: "freeze.pods.ipam.poolguard.dev", path: PathMutatePod,
+				rules: rule("", []string{"pods"}, ns, create), namespaced: true, conditions: notHost, reinvoke: true}),
+			o.mutatingWebhook(hook{name: "default.ippools.ipam.poolguard.dev", path: PathMutateIPPool,
+				rules: rule(group, []string{"ippools"}, cluster, create, update)}),
+		},
 	}
 	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:                    "pods.ipam.poolguard.dev",
-			ClientConfig:            client(PathValidatePod),
-			Rules:                   rule("", "v1", []string{"pods"}, ns, create),
-			FailurePolicy:           &fail,
-			MatchPolicy:             &equivalent,
-			NamespaceSelector:       nsSelector,
-			SideEffects:             &none,
-			TimeoutSeconds:          &timeout,
-			AdmissionReviewVersions: v1,
-			MatchConditions:         []admissionregistrationv1.MatchCondition{condNotHostNetwork},
-		}, {
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{
+			o.admissionWebhook(hook{name: "pods.ipam.poolguard.dev", path: PathValidatePod,
+				rules: rule("", []string{"pods"}, ns, create), namespaced: true, conditions: notHost}),
 			// Every subresource that can carry metadata (pods/status,
 			// pods/ephemeralcontainers, pods/resize, and any added later).
-			Name:                    "frozen.pods.ipam.poolguard.dev",
-			ClientConfig:            client(PathValidatePod),
-			Rules:                   rule("", "v1", []string{"pods", "pods/*"}, ns, update),
-			FailurePolicy:           &fail,
-			MatchPolicy:             &equivalent,
-			NamespaceSelector:       nsSelector,
-			SideEffects:             &none,
-			TimeoutSeconds:          &timeout,
-			AdmissionReviewVersions: v1,
-			MatchConditions:         []admissionregistrationv1.MatchCondition{condNotHostNetwork, condGuardedChanged},
-		}, {
-			Name:                    "namespaces.ipam.poolguard.dev",
-			ClientConfig:            client(PathValidateNamespace),
-			Rules:                   rule("", "v1", []string{"namespaces"}, cluster, create, update),
-			FailurePolicy:           &fail,
-			MatchPolicy:             &equivalent,
-			NamespaceSelector:       nsSelector,
-			SideEffects:             &none,
-			TimeoutSeconds:          &timeout,
-			AdmissionReviewVersions: v1,
-			MatchConditions:         []admissionregistrationv1.MatchCondition{condNamespaceRelevant},
-		}, {
-			Name:                    "ippools.ipam.poolguard.dev",
-			ClientConfig:            client(PathValidateIPPool),
-			Rules:                   rule(group, version, []string{"ippools"}, cluster, create, update, del),
-			FailurePolicy:           &fail,
-			MatchPolicy:             &equivalent,
-			SideEffects:             &none,
-			TimeoutSeconds:          &timeout,
-			AdmissionReviewVersions: v1,
-		}},
+			o.admissionWebhook(hook{name: "frozen.pods.ipam.poolguard.dev", path: PathValidatePod,
+				rules: rule("", []string{"pods", "pods/*"}, ns, update), namespaced: true,
+				conditions: []admissionregistrationv1.MatchCondition{condNotHostNetwork, condGuardedChanged}}),
+			o.admissionWebhook(hook{name: "namespaces.ipam.poolguard.dev", path: PathValidateNamespace,
+				rules: rule("", []string{"namespaces"}, cluster, create, update), namespaced: true,
+				conditions: []admissionregistrationv1.MatchCondition{condNamespaceRelevant}}),
+			o.admissionWebhook(hook{name: "ippools.ipam.poolguard.dev", path: PathValidateIPPool,
+				rules: rule(group, []string{"ippools"}, cluster, create, update, del)}),
+		},
 	}
 	return mutating, validating
 }

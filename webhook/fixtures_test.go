@@ -1,11 +1,10 @@
 package webhook_test
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
-	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,32 +15,13 @@ import (
 
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
+	"poolguard.dev/poolguard/test/harness"
 )
 
-// warningRecorder collects the admission warnings the API server relays.
-type warningRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-func (w *warningRecorder) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
-}
-
 // newClient returns a client whose warnings the test can read.
-func newClient(t *testing.T) (client.Client, *warningRecorder) {
+func newClient(t *testing.T) (client.Client, *harness.WarningRecorder) {
 	t.Helper()
-	w := &warningRecorder{}
+	w := &harness.WarningRecorder{}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = w
 	c, err := client.New(cfg, client.Options{Scheme: env.Client.Scheme()})

@@ -61,11 +61,11 @@ func TestIPPoolValidation(t *testing.T) {
 		}
 		p.Spec.BlockSize = 28
 		mustContain(t, c.Update(ctx, p), "spec.blockSize", "has allocated addresses")
-		warns.take()
+		warns.Take()
 		if err := c.Delete(ctx, &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: base}}); err != nil {
 			t.Fatal(err)
 		}
-		if w := strings.Join(warns.take(), "\n"); !strings.Contains(w, "deletion is held") {
+		if w := strings.Join(warns.Take(), "\n"); !strings.Contains(w, "deletion is held") {
 			t.Fatalf("no warning that deletion is held: %q", w)
 		}
 		var held v1alpha1.IPPool

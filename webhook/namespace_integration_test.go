@@ -58,9 +58,9 @@ func TestNamespaceDefaults(t *testing.T) {
 	})
 
 	t.Run("a disabled pool is a warning for a namespace", func(t *testing.T) {
-		warns.take()
+		warns.Take()
 		ns := makeNamespace(t, c, nsName+"-off", map[string]string{policy.AnnotationIPv4Pools: `["` + off + `"]`})
-		if w := strings.Join(warns.take(), "\n"); !strings.Contains(w, "disabled") {
+		if w := strings.Join(warns.Take(), "\n"); !strings.Contains(w, "disabled") {
 			t.Fatalf("no warning for the disabled pool; warnings %q", w)
 		}
 		// ... but its pods are refused.

@@ -55,7 +55,7 @@ func TestFreeze(t *testing.T) {
 	})
 
 	t.Run("pod annotation wins, per family", func(t *testing.T) {
-		warns.take()
+		warns.Take()
 		p := pod(nsName, "own-pools", map[string]string{
 			policy.AnnotationIPv4Pools: `["` + general + `"]`,
 			policy.AnnotationIPv6Pools: `["` + v6 + `"]`,
@@ -67,7 +67,7 @@ func TestFreeze(t *testing.T) {
 		if p.Annotations[policy.AnnotationIPv4Pools] != `["`+general+`"]` || prov.IPv4 != policy.SourcePod || prov.IPv6 != policy.SourcePod {
 			t.Fatalf("annotations = %v", p.Annotations)
 		}
-		if w := strings.Join(warns.take(), "\n"); !strings.Contains(w, "overrides namespace") {
+		if w := strings.Join(warns.Take(), "\n"); !strings.Contains(w, "overrides namespace") {
 			t.Fatalf("no warning that the pod overrides its namespace's default; warnings: %q", w)
 		}
 	})
@@ -88,13 +88,13 @@ func TestFreeze(t *testing.T) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: nsName, Name: "from-namespace"}, before); err != nil {
 			t.Fatal(err)
 		}
-		warns.take()
+		warns.Take()
 		patch := client.MergeFrom(ns.DeepCopy())
 		ns.Annotations[policy.AnnotationIPv4Pools] = `["` + general + `"]`
 		if err := c.Patch(ctx, ns, patch); err != nil {
 			t.Fatal(err)
 		}
-		if w := strings.Join(warns.take(), "\n"); !strings.Contains(w, "existing pods keep") {
+		if w := strings.Join(warns.Take(), "\n"); !strings.Contains(w, "existing pods keep") {
 			t.Fatalf("no warning that existing pods keep their pools: %q", w)
 		}
 		after := &corev1.Pod{}

@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"poolguard.dev/poolguard/internal/atomicfile"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -136,33 +137,5 @@ func writeIfChanged(path string, b []byte, mode os.FileMode) (bool, error) {
 			return false, nil
 		}
 	}
-	return true, writeAtomic(path, b, mode)
-}
-
-// writeAtomic writes a temporary file in path's directory (same filesystem,
-// so the rename is atomic), syncs it, sets its mode before it becomes
-// visible, and renames it over path.
-func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer func() { _ = os.Remove(name) }()
-	if err := tmp.Chmod(mode); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if _, err := io.Copy(tmp, bytes.NewReader(b)); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(name, path)
+	return true, atomicfile.Write(path, b, mode)
 }

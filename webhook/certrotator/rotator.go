@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"poolguard.dev/poolguard/internal/atomicfile"
+
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -239,35 +241,11 @@ func (r *Rotator) writeFiles(data map[string][]byte) error {
 		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data[k]) {
 			continue
 		}
-		if err := writeAtomic(path, data[k]); err != nil {
+		if err := atomicfile.Write(path, data[k], 0o600); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
 	return nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }()
-	if err := tmp.Chmod(0o600); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // ErrNotConfigured is returned by Validate for missing settings.
