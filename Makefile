@@ -11,6 +11,9 @@ ETCD_VERSION          ?= v3.7.0
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION          ?= v4.3.1
+# The reference host-local IPAM plugin: the floor poolguard-ipam's
+# benchmark measures itself against.
+CNI_PLUGINS_VERSION   ?= v1.9.1
 
 LOCALBIN ?= $(CURDIR)/bin
 export PATH := $(LOCALBIN):$(PATH)
@@ -30,6 +33,7 @@ ETCD           := $(LOCALBIN)/etcd
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen
 GOLANGCI_LINT  := $(LOCALBIN)/golangci-lint
 HELM           := $(LOCALBIN)/helm
+HOST_LOCAL     := $(LOCALBIN)/host-local
 
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 # Stamp the version, or `kubectl version` cannot parse the server's.
@@ -84,9 +88,10 @@ fuzz: ## Fuzz the parsers and the admission handler for FUZZTIME each (default 3
 BENCH_ARGS ?=
 
 .PHONY: bench
-bench: tools ## Run the benchmarks and print their tables: pod handlers (p50/p99, allocs), then pods/s and latency per admission setup on one API server (a few minutes).
+bench: tools $(HOST_LOCAL) ## Run the benchmarks and print their tables: pod handlers (p50/p99, allocs), then pods/s and latency per admission setup on one API server (a few minutes).
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkPodHandlers$$' -benchtime 2s -timeout 10m ./webhook/
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkAdmission$$' -benchtime 1x -timeout 30m ./test/bench/ $(if $(BENCH_ARGS),-args $(BENCH_ARGS))
+	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkADD$$' -benchtime 1x -timeout 20m ./cni/integration/
 
 ##@ Chart
 
@@ -153,6 +158,13 @@ $(GOLANGCI_LINT): $(GOLANGCI_LINT)-$(GOLANGCI_LINT_VERSION)
 	ln -sf $(notdir $<) $@
 $(GOLANGCI_LINT)-$(GOLANGCI_LINT_VERSION):
 	$(call go-install-tool,$@,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: host-local
+host-local: $(HOST_LOCAL) ## Build the reference host-local IPAM plugin (the benchmark's floor) into bin/.
+$(HOST_LOCAL): $(HOST_LOCAL)-$(CNI_PLUGINS_VERSION)
+	ln -sf $(notdir $<) $@
+$(HOST_LOCAL)-$(CNI_PLUGINS_VERSION):
+	$(call go-install-tool,$@,github.com/containernetworking/plugins/plugins/ipam/host-local,$(CNI_PLUGINS_VERSION))
 
 $(HELM): $(HELM)-$(HELM_VERSION)
 	ln -sf $(notdir $<) $@

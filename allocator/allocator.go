@@ -249,9 +249,15 @@ func (st *assignState) family(ctx context.Context, w Want) (Assigned, error) {
 
 // pool allocates from one pool: its shared block, else the node's blocks,
 // else a newly claimed block, else by borrowing from other nodes' blocks.
+//
+// Many ADDs at once on one node all write the node's block and mostly lose
+// the optimistic-concurrency race. So each block is tried with little
+// patience, starting at a random one of the node's blocks; when every
+// block is contended, the node claims one more block (up to
+// MaxContendedBlocks) to spread the burst, and only then waits its turn.
 func (st *assignState) pool(ctx context.Context, p Pool) (Assigned, error) {
 	if p.Shared() {
-		return st.in(ctx, p, p.CIDR, nil, true)
+		return st.in(ctx, p, p.CIDR, nil, true, 0)
 	}
 	if st.aff == nil {
 		aff, err := st.a.Store.GetAffinity(ctx, st.a.Node)
@@ -260,19 +266,67 @@ func (st *assignState) pool(ctx context.Context, p Pool) (Assigned, error) {
 		}
 		st.aff = aff
 	}
-	for _, cidr := range st.aff.Blocks[p.Name] {
-		as, err := st.in(ctx, p, cidr, nil, false)
-		if errors.Is(err, ErrExhausted) || errors.Is(err, ErrNotFound) {
-			continue
+	held := st.aff.Blocks[p.Name]
+	// tryAll tries each held block once; ok says it allocated.
+	tryAll := func(patience int) (as Assigned, ok, contended bool, err error) {
+		start := 0
+		if len(held) > 1 {
+			start = rand.IntN(len(held))
 		}
+		for k := range held {
+			as, err := st.in(ctx, p, held[(start+k)%len(held)], nil, false, patience)
+			switch {
+			case err == nil:
+				return as, true, false, nil
+			case errors.Is(err, errContended):
+				contended = true
+			case errors.Is(err, ErrExhausted), errors.Is(err, ErrNotFound):
+			default:
+				return Assigned{}, false, false, err
+			}
+		}
+		return Assigned{}, false, contended, nil
+	}
+	as, ok, contended, err := tryAll(contendedPatience)
+	if ok || err != nil {
 		return as, err
 	}
-	return st.claimOrBorrow(ctx, p)
+	if contended {
+		if len(held) < MaxContendedBlocks {
+			as, err := st.claimOrBorrow(ctx, p, true)
+			if !errors.Is(err, errNoUnclaimed) {
+				return as, err
+			}
+		}
+		if as, ok, _, err := tryAll(0); ok || err != nil {
+			return as, err
+		}
+	}
+	return st.claimOrBorrow(ctx, p, false)
 }
+
+// Contention tuning: see pool.
+const (
+	// contendedPatience is how many write conflicts on one block an ADD
+	// accepts before trying the node's next block.
+	contendedPatience = 3
+	// MaxContendedBlocks bounds the blocks of one pool a node claims to
+	// spread contention (blocks claimed because the others are full do
+	// not count against it).
+	MaxContendedBlocks = 4
+)
+
+// errContended: a block lost too many races in a row; try another.
+var errContended = errors.New("block contended")
+
+// errNoUnclaimed: every block of the pool is claimed.
+var errNoUnclaimed = errors.New("no unclaimed block")
 
 // claimOrBorrow claims the pool's lowest unclaimed block, or borrows a slot
 // from another node's block when every block is claimed.
-func (st *assignState) claimOrBorrow(ctx context.Context, p Pool) (Assigned, error) {
+//
+// With claimOnly it does not borrow: it fails with errNoUnclaimed instead.
+func (st *assignState) claimOrBorrow(ctx context.Context, p Pool, claimOnly bool) (Assigned, error) {
 	blocks, err := st.a.Store.PoolBlocks(ctx, p.Name)
 	if err != nil {
 		return Assigned{}, err
@@ -286,14 +340,14 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool) (Assigned, err
 			if err := st.addAffinity(ctx, p.Name, b.CIDR); err != nil {
 				return Assigned{}, err
 			}
-			if as, err := st.in(ctx, p, b.CIDR, b, false); !errors.Is(err, ErrExhausted) {
+			if as, err := st.in(ctx, p, b.CIDR, b, false, 0); !errors.Is(err, ErrExhausted) {
 				return as, err
 			}
 		}
 		// A crash after taking a slot in a borrowed block: reuse it.
 		if b.Node != st.a.Node {
 			if _, _, ok := b.Find(st.id); ok {
-				return st.in(ctx, p, b.CIDR, b, false)
+				return st.in(ctx, p, b.CIDR, b, false, 0)
 			}
 		}
 	}
@@ -318,7 +372,10 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool) (Assigned, err
 		if err := st.addAffinity(ctx, p.Name, cidr); err != nil {
 			return Assigned{}, err
 		}
-		return st.in(ctx, p, cidr, nb, false)
+		return st.in(ctx, p, cidr, nb, false, 0)
+	}
+	if claimOnly {
+		return Assigned{}, errNoUnclaimed
 	}
 	// Every block is claimed: borrow, fullest-free first, so the load
 	// spreads and one node's block is not drained by all.
@@ -327,7 +384,7 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool) (Assigned, err
 		if b.Free() == 0 {
 			continue
 		}
-		as, err := st.in(ctx, p, b.CIDR, b, false)
+		as, err := st.in(ctx, p, b.CIDR, b, false, 0)
 		if errors.Is(err, ErrExhausted) || errors.Is(err, ErrNotFound) {
 			continue
 		}
@@ -338,8 +395,9 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool) (Assigned, err
 
 // in takes a slot in one block, retrying on write conflicts. b is the block
 // when the caller has just read it. create makes the (shared) block when it
-// does not exist yet.
-func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Block, create bool) (Assigned, error) {
+// does not exist yet. patience > 0 gives up with errContended after that
+// many conflicts in a row.
+func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Block, create bool, patience int) (Assigned, error) {
 	for try := 0; ; try++ {
 		if b == nil {
 			var err error
@@ -370,6 +428,9 @@ func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Blo
 		}
 		if !errors.Is(err, ErrConflict) {
 			return Assigned{}, err
+		}
+		if patience > 0 && try+1 >= patience {
+			return Assigned{}, errContended
 		}
 		if err := st.a.backoff(ctx, try); err != nil {
 			return Assigned{}, fmt.Errorf("block %s: %w", cidr, err)

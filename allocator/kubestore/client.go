@@ -2,6 +2,9 @@ package kubestore
 
 import (
 	"fmt"
+	"net"
+	"net/http"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -47,12 +50,33 @@ func StaticMapper() meta.RESTMapper {
 // static REST mapping, no client-side rate limit (each plugin process
 // makes a handful of requests; the API server's priority and fairness
 // protects it), JSON.
+//
+// The transport keeps to one connection: a plugin's first requests go out
+// in parallel, and Go's transport would otherwise dial (and TLS-handshake)
+// once per request before the first HTTP/2 connection is up. Handshakes
+// cost the API server more CPU than the requests.
 func NewClient(cfg *rest.Config) (client.Client, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
 	scheme, err := NewScheme()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Transport == nil && cfg.WrapTransport == nil {
+		tlsCfg, err := rest.TLSConfigFor(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("TLS config: %w", err)
+		}
+		cfg.Transport = &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     tlsCfg,
+			TLSHandshakeTimeout: 10 * time.Second,
+			ForceAttemptHTTP2:   true,
+			MaxConnsPerHost:     1,
+			IdleConnTimeout:     90 * time.Second,
+		}
+		cfg.TLSClientConfig = rest.TLSClientConfig{}
 	}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -184,10 +185,16 @@ func (s Store) MarkPoolInUse(ctx context.Context, pool string) error {
 }
 
 // Pools reads every IPPool as the allocator sees it. Pools that could never
-// pass validation are left out, so naming one reads as unknown.
-func (s Store) Pools(ctx context.Context) ([]allocator.Pool, error) {
+// pass validation are left out, so naming one reads as unknown. With
+// cached, the API server answers from its watch cache (cheaper, possibly a
+// moment behind; callers re-read without it before refusing a pod).
+func (s Store) Pools(ctx context.Context, cached bool) ([]allocator.Pool, error) {
 	var list apiv1alpha1.IPPoolList
-	if err := s.Client.List(ctx, &list); err != nil {
+	var opts []client.ListOption
+	if cached {
+		opts = append(opts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})
+	}
+	if err := s.Client.List(ctx, &list, opts...); err != nil {
 		return nil, wrap(err, "IPPools", "")
 	}
 	return FromIPPools(list.Items), nil

@@ -25,7 +25,7 @@ func TestCNIVerbs(t *testing.T) {
 		s.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{policy.LabelNamespaceName: "verbs"}}
 	})
 	conf := netConf{Node: "verbs-node"}
-	pod := createPod(t, "verbs", "p1", "verbs-node", frozen(nil))
+	pod := createPod(t, "verbs", "p1", "verbs-node", frozen([]string{"verbs-pool"}))
 
 	add := mustOK(t, do(t, call{Cmd: "ADD", ContainerID: "ctr-1", Pod: pod, Conf: conf}), "ADD")
 	if len(add.Addrs()) != 1 {

@@ -28,6 +28,12 @@ type facts struct {
 	affinity *allocator.Affinity
 }
 
+// cachedGet reads from the API server's watch cache (resourceVersion 0):
+// no etcd round trip. Used for what is read-only here and changes rarely
+// (pod annotations are frozen; labels and pools change by hand); never for
+// the claim, the affinity or blocks, which feed conditional writes.
+var cachedGet = &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}}
+
 // readFacts issues the ADD's reads in parallel: the pod (unless the runtime
 // passed its annotations), its namespace, the node, the IPPools, the claim
 // and the node's affinity. One round trip of latency, six requests.
@@ -58,7 +64,13 @@ func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cfg *Co
 		run(func() error {
 			var p metav1.PartialObjectMetadata
 			p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-			err := c.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, &p)
+			key := types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
+			err := c.Get(ctx, key, &p, cachedGet)
+			if apierrors.IsNotFound(err) || (err == nil && pod.UID != "" && string(p.UID) != pod.UID) {
+				// The watch cache may be a moment behind a pod just
+				// created: ask etcd before calling the pod gone.
+				err = c.Get(ctx, key, &p)
+			}
 			if apierrors.IsNotFound(err) {
 				return fmt.Errorf("%w: pod %s does not exist", ErrPodGone, pod)
 			}
@@ -75,7 +87,7 @@ func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cfg *Co
 	run(func() error {
 		var ns metav1.PartialObjectMetadata
 		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-		err := c.Get(ctx, types.NamespacedName{Name: pod.Namespace}, &ns)
+		err := c.Get(ctx, types.NamespacedName{Name: pod.Namespace}, &ns, cachedGet)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return kubeErr(err, "reading namespace "+pod.Namespace)
 		}
@@ -85,7 +97,7 @@ func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cfg *Co
 	run(func() error {
 		var n metav1.PartialObjectMetadata
 		n.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Node"))
-		err := c.Get(ctx, types.NamespacedName{Name: cfg.Node}, &n)
+		err := c.Get(ctx, types.NamespacedName{Name: cfg.Node}, &n, cachedGet)
 		// A node unknown to the API server has no labels: pools with a
 		// nodeSelector will not match it, which is the safe reading.
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -95,7 +107,7 @@ func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cfg *Co
 		return nil
 	})
 	run(func() error {
-		ps, err := st.Pools(ctx)
+		ps, err := st.Pools(ctx, true)
 		f.pools = ps
 		return err
 	})

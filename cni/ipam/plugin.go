@@ -86,6 +86,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 }
 
 func (p *Plugin) add(args *skel.CmdArgs) error {
+	t0 := time.Now()
 	s, ctx, cancel, err := p.open(args)
 	if err != nil {
 		return err
@@ -95,16 +96,28 @@ func (p *Plugin) add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	t1 := time.Now()
 	network := s.cfg.Net.Name
 	f, err := readFacts(ctx, s.client, s.store, s.cfg, pod, allocator.ClaimID(network, args.ContainerID, args.IfName))
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", pod, err)
 	}
+	t2 := time.Now()
+	defer func() {
+		p.log().Debug("ADD phases", "pod", pod.String(), "setup", t1.Sub(t0), "reads", t2.Sub(t1), "allocate", time.Since(t2))
+	}()
 	claim := f.claim
 	if claim == nil {
 		wants, err := allocator.Choose(f.pod, f.pools, s.cfg.FailSafe)
 		if err != nil {
-			return err
+			// The pools came from the watch cache; before refusing the
+			// pod, make sure a pool just created or changed is seen.
+			if f.pools, err = s.store.Pools(ctx, false); err != nil {
+				return err
+			}
+			if wants, err = allocator.Choose(f.pod, f.pools, s.cfg.FailSafe); err != nil {
+				return err
+			}
 		}
 		claim, err = s.alloc.Assign(ctx, allocator.Request{
 			Network: network, ContainerID: args.ContainerID, IfName: args.IfName, Pod: pod,
@@ -246,7 +259,7 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 		return cniError(err)
 	}
 	defer cancel()
-	if _, err := s.store.Pools(ctx); err != nil {
+	if _, err := s.store.Pools(ctx, true); err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, "poolguard-ipam: API server unavailable", err.Error())
 	}
 	return nil
