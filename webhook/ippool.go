@@ -22,16 +22,22 @@ type IPPoolDefaulter struct{}
 
 var _ admission.Defaulter[*v1alpha1.IPPool] = IPPoolDefaulter{}
 
-// Default sets the defaults. A CIDR that does not parse is left for the
-// validator to refuse with a clear message.
+// Default normalises the CIDR's spelling and sets the defaults. A CIDR that
+// does not parse is left for the validator to refuse with a clear message.
 func (IPPoolDefaulter) Default(_ context.Context, p *v1alpha1.IPPool) error {
 	if p.Spec.AssignmentMode == "" {
 		p.Spec.AssignmentMode = v1alpha1.AssignmentAutomatic
 	}
+	cidr, err := policy.ParsePoolCIDR(p.Spec.CIDR)
+	if err != nil {
+		return nil
+	}
+	// One spelling per range ("2001:DB8:0::/48" is stored as
+	// "2001:db8::/48"), so that people, firewall exports and CIDR references
+	// in pod annotations all read the same string.
+	p.Spec.CIDR = cidr.String()
 	if p.Spec.BlockSize == 0 {
-		if cidr, err := policy.ParsePoolCIDR(p.Spec.CIDR); err == nil {
-			p.Spec.BlockSize = int32(policy.DefaultBlockSize(policy.FamilyOf(cidr)))
-		}
+		p.Spec.BlockSize = int32(policy.DefaultBlockSize(policy.FamilyOf(cidr)))
 	}
 	return nil
 }
@@ -120,7 +126,7 @@ func validateIPPool(oldP, p *v1alpha1.IPPool) field.ErrorList {
 	}
 	if oldP != nil && inUse(oldP) {
 		msg := fmt.Sprintf("%v: IPPool %q has allocated addresses; create a new pool instead, move the workloads, then delete this one", policy.ErrPoolInUse, p.Name)
-		if oldP.Spec.CIDR != p.Spec.CIDR {
+		if oldCIDR, _ := policy.ParsePoolCIDR(oldP.Spec.CIDR); err != nil || oldCIDR != cidr {
 			errs = append(errs, field.Forbidden(spec.Child("cidr"), msg))
 		}
 		if oldP.Spec.BlockSize != p.Spec.BlockSize {

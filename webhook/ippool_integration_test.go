@@ -27,6 +27,10 @@ func TestIPPoolValidation(t *testing.T) {
 	if v6.Spec.BlockSize != 122 {
 		t.Fatalf("v6 block size default = %d", v6.Spec.BlockSize)
 	}
+	spelled := makePool(t, base+"-spelled", "2001:DB8:6:0::/64", false)
+	if spelled.Spec.CIDR != "2001:db8:6::/64" {
+		t.Fatalf("CIDR stored as %q, want the canonical 2001:db8:6::/64", spelled.Spec.CIDR)
+	}
 	bad := []struct {
 		name, cidr string
 		block      int32
