@@ -5,7 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -32,12 +31,4 @@ func (e *Events) denied(_ context.Context, req admission.Request, namespace stri
 	}
 	e.Recorder.Eventf(ns, nil, corev1.EventTypeWarning, policy.ReasonDenied, action,
 		"%s %s by %s: %v", req.Operation, req.Kind.Kind, req.UserInfo.Username, err)
-}
-
-// on records an event regarding any object.
-func (e *Events) on(obj runtime.Object, eventType, reason, action, note string, args ...any) {
-	if e == nil || e.Recorder == nil {
-		return
-	}
-	e.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
 }

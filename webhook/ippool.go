@@ -28,16 +28,14 @@ func (IPPoolDefaulter) Default(_ context.Context, p *v1alpha1.IPPool) error {
 	if p.Spec.AssignmentMode == "" {
 		p.Spec.AssignmentMode = v1alpha1.AssignmentAutomatic
 	}
-	cidr, err := policy.ParsePoolCIDR(p.Spec.CIDR)
-	if err != nil {
-		return nil
-	}
-	// One spelling per range ("2001:DB8:0::/48" is stored as
-	// "2001:db8::/48"), so that people, firewall exports and CIDR references
-	// in pod annotations all read the same string.
-	p.Spec.CIDR = cidr.String()
-	if p.Spec.BlockSize == 0 {
-		p.Spec.BlockSize = int32(policy.DefaultBlockSize(policy.FamilyOf(cidr)))
+	if cidr, err := policy.ParsePoolCIDR(p.Spec.CIDR); err == nil {
+		// One spelling per range ("2001:DB8:0::/48" is stored as
+		// "2001:db8::/48"), so that people, firewall exports and CIDR
+		// references in pod annotations all read the same string.
+		p.Spec.CIDR = cidr.String()
+		if p.Spec.BlockSize == 0 {
+			p.Spec.BlockSize = int32(policy.DefaultBlockSize(policy.FamilyOf(cidr)))
+		}
 	}
 	return nil
 }
