@@ -27,6 +27,13 @@ type Allocator struct {
 	// MaxConflicts bounds retries after ErrConflict; 0 means
 	// DefaultMaxConflicts.
 	MaxConflicts int
+	// Serialize, when set, is held around each read-modify-write of a
+	// block. The CNI plugin passes a node-local file lock, so that the
+	// plugin processes of one node queue for their block instead of
+	// racing for it: a lost race costs the API server a read and a write
+	// for nothing. Correctness never depends on it: every write is still
+	// guarded by resourceVersion, and other nodes do not take the lock.
+	Serialize func(ctx context.Context) (unlock func(), err error)
 }
 
 // Request asks for one address per wanted family for a CNI attachment.
@@ -193,6 +200,14 @@ func (a *Allocator) rollback(ctx context.Context, id string, got []Assigned) {
 	for _, as := range got {
 		_, _ = a.ReleaseSlot(ctx, as.Block, as.Addr, id, as.Seq)
 	}
+}
+
+// lock takes Serialize, if any.
+func (a *Allocator) lock(ctx context.Context) (func(), error) {
+	if a.Serialize == nil {
+		return func() {}, nil
+	}
+	return a.Serialize(ctx)
 }
 
 func (a *Allocator) maxConflicts() int {
@@ -399,30 +414,38 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool, claimOnly bool
 // many conflicts in a row.
 func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Block, create bool, patience int) (Assigned, error) {
 	for try := 0; ; try++ {
+		unlock, err := st.a.lock(ctx)
+		if err != nil {
+			return Assigned{}, err
+		}
 		if b == nil {
-			var err error
 			b, err = st.a.Store.GetBlock(ctx, cidr)
 			if errors.Is(err, ErrNotFound) && create {
 				b = NewBlock(p, cidr, "")
 				if err = st.a.Store.CreateBlock(ctx, b); errors.Is(err, ErrExists) {
+					unlock()
 					b = nil
 					continue
 				}
 			}
 			if err != nil {
+				unlock()
 				return Assigned{}, err
 			}
 		}
 		nb := b.Clone()
 		addr, seq, changed, err := nb.Allocate(st.id)
 		if err != nil {
+			unlock()
 			return Assigned{}, err
 		}
 		as := Assigned{Pool: p.Name, PoolCIDR: p.CIDR, Block: cidr, Addr: addr, Seq: seq}
 		if !changed {
+			unlock()
 			return as, nil
 		}
 		err = st.a.Store.UpdateBlock(ctx, nb)
+		unlock()
 		if err == nil {
 			return as, nil
 		}

@@ -2,8 +2,10 @@ package kubestore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/netip"
 	"os"
 	"sync"
@@ -151,5 +153,51 @@ func TestLargePools(t *testing.T) {
 	}
 	if len(blocks.Items) != 4 {
 		t.Fatalf("%d blocks", len(blocks.Items))
+	}
+}
+
+// TestLargestBlockFitsEtcd: a full block of the largest size policy allows
+// (/116: 4096 slots; /20 is the same for IPv4) is stored, read back and
+// updated, and its object stays far below etcd's 1.5 MiB limit.
+func TestLargestBlockFitsEtcd(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	p := allocator.Pool{Pool: policy.Pool{Name: "huge", CIDR: netip.MustParsePrefix("2001:db8:ffff::/48")}, BlockSize: 116}
+	cidr, _ := p.BlockAt(big.NewInt(7))
+	b := allocator.NewBlock(p, cidr, "huge-node")
+	for i := 0; ; i++ {
+		if _, _, _, err := b.Allocate(allocator.ClaimID("net", fmt.Sprintf("container-%064d", i), "eth0")); err != nil {
+			break
+		}
+	}
+	if len(b.Slots) != 4096 {
+		t.Fatalf("%d slots", len(b.Slots))
+	}
+	raw, err := json.Marshal(kubestore.BlockToAPI(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a full /116 block is %d bytes of JSON", len(raw))
+	if len(raw) > 512*1024 {
+		t.Fatalf("a full block is %d bytes: too close to etcd's limit", len(raw))
+	}
+	if err := st.CreateBlock(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetBlock(ctx, cidr)
+	if err != nil || len(got.Slots) != 4096 {
+		t.Fatalf("read back %v slots, %v", len(got.Slots), err)
+	}
+	addr := got.Addr(100)
+	s := got.Slots[100]
+	if !got.Release(addr, s.Claim, s.Seq) {
+		t.Fatal("release failed")
+	}
+	if err := st.UpdateBlock(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	// A stale copy cannot overwrite the update.
+	if err := st.UpdateBlock(ctx, b); !errors.Is(err, allocator.ErrConflict) {
+		t.Fatalf("stale update: %v, want ErrConflict", err)
 	}
 }

@@ -116,6 +116,23 @@ func TestSIGKILLThenGC(t *testing.T) {
 		n++
 	}
 
+	// What the kills left behind: slots whose claim was never written.
+	var before v1alpha1.IPAMClaimList
+	if err := kc.List(context.Background(), &before); err != nil {
+		t.Fatal(err)
+	}
+	claimed := map[string]bool{}
+	for _, c := range before.Items {
+		claimed[c.Name] = true
+	}
+	orphans := 0
+	for _, holder := range poolState(t, "kill-pool") {
+		if !claimed[holder] {
+			orphans++
+		}
+	}
+	t.Logf("before garbage collection: %d slots without a claim (ADDs killed between the block write and the claim write)", orphans)
+
 	// The collector: first with a long grace period (frees nothing), then
 	// with none.
 	gc := &controller.Collector{Reader: kc, Live: kc, Store: kubestore.Store{Client: kc}, GracePeriod: time.Hour, Log: testr.New(t)}
@@ -132,6 +149,9 @@ func TestSIGKILLThenGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("garbage collection: %+v", rep)
+	if rep.SlotsReleased != orphans {
+		t.Errorf("freed %d slots without a claim, %d existed", rep.SlotsReleased, orphans)
+	}
 
 	// Every held address belongs to a live pod's claim, and is exactly the
 	// address that pod's ADD printed.

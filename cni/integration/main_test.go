@@ -27,6 +27,7 @@ import (
 )
 
 var (
+	lockDir    string
 	env        *harness.Env
 	kc         client.Client // with the allocator's types
 	pluginPath string
@@ -45,6 +46,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	pluginPath = filepath.Join(dir, "poolguard-ipam")
+	lockDir = filepath.Join(dir, "locks")
 	build := exec.Command("go", "build", "-o", pluginPath, "poolguard.dev/poolguard/cni/cmd/poolguard-ipam")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -100,7 +102,7 @@ type netConf struct {
 }
 
 func (n netConf) JSON() []byte {
-	ipam := map[string]any{"type": "poolguard-ipam", "kubeconfig": kubeconfig, "nodeName": n.Node}
+	ipam := map[string]any{"type": "poolguard-ipam", "kubeconfig": kubeconfig, "nodeName": n.Node, "lockDir": lockDir}
 	if n.Kubeconfig != "" {
 		ipam["kubeconfig"] = n.Kubeconfig
 	}

@@ -34,7 +34,8 @@ var ErrBadConfig = errors.New("invalid plugin configuration")
 //	  "kubeconfig": "/etc/cni/net.d/poolguard/poolguard-kubeconfig",
 //	  "nodeName": "worker-1",
 //	  "failSafe": "defaults",
-//	  "timeout": "30s"
+//	  "timeout": "30s",
+//	  "lockDir": "/run/poolguard-ipam"
 //	}
 type IPAMConfig struct {
 	Type string `json:"type"`
@@ -49,6 +50,9 @@ type IPAMConfig struct {
 	FailSafe allocator.FailSafe `json:"failSafe,omitempty"`
 	// Timeout bounds one plugin call, as a Go duration. Default 30s.
 	Timeout string `json:"timeout,omitempty"`
+	// LockDir holds the node-local lock that queues this node's plugin
+	// processes for their block. Default /run/poolguard-ipam.
+	LockDir string `json:"lockDir,omitempty"`
 }
 
 // NetConf is the network configuration the runtime passes on stdin.
@@ -72,6 +76,7 @@ type Config struct {
 	FailSafe       allocator.FailSafe
 	Timeout        time.Duration
 	PodAnnotations map[string]string
+	LockDir        string
 }
 
 // getenv is os.Getenv, replaceable by fuzzing and tests.
@@ -84,7 +89,10 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, &n); err != nil {
 		return nil, fmt.Errorf("%w: not JSON: %v", ErrBadConfig, err)
 	}
-	c := &Config{Net: n, Kubeconfig: n.IPAM.Kubeconfig, FailSafe: n.IPAM.FailSafe, Timeout: DefaultTimeout}
+	c := &Config{Net: n, Kubeconfig: n.IPAM.Kubeconfig, FailSafe: n.IPAM.FailSafe, Timeout: DefaultTimeout, LockDir: n.IPAM.LockDir}
+	if c.LockDir == "" {
+		c.LockDir = DefaultLockDir
+	}
 	if c.Kubeconfig == "" {
 		return nil, fmt.Errorf(`%w: ipam.kubeconfig is required (the path of the plugin's kubeconfig)`, ErrBadConfig)
 	}

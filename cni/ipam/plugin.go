@@ -70,7 +70,8 @@ func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.Ca
 	}
 	st := kubestore.Store{Client: c}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
-	return &session{cfg: cfg, client: c, store: st, alloc: &allocator.Allocator{Store: st, Node: cfg.Node}}, ctx, cancel, nil
+	alloc := &allocator.Allocator{Store: st, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, p.log().Warn)}
+	return &session{cfg: cfg, client: c, store: st, alloc: alloc}, ctx, cancel, nil
 }
 
 // Add allocates the pod's addresses, or returns those it already holds.

@@ -7,6 +7,7 @@ package main
 import (
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/version"
@@ -15,6 +16,11 @@ import (
 )
 
 func main() {
+	// One request, then exit: collecting garbage is wasted CPU. The
+	// memory limit turns the collector back on should a call ever
+	// allocate far more than the few MiB one does.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(256 << 20)
 	level := slog.LevelWarn
 	if os.Getenv("POOLGUARD_IPAM_DEBUG") != "" {
 		level = slog.LevelDebug
