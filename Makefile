@@ -14,6 +14,8 @@ HELM_VERSION          ?= v4.3.1
 # The reference host-local IPAM plugin: the floor poolguard-ipam's
 # benchmark measures itself against.
 CNI_PLUGINS_VERSION   ?= v1.9.1
+# cnitool runs the CNI chain in the end-to-end tests and the demo.
+CNITOOL_VERSION       ?= v1.3.1
 
 LOCALBIN ?= $(CURDIR)/bin
 export PATH := $(LOCALBIN):$(PATH)
@@ -34,6 +36,9 @@ CONTROLLER_GEN := $(LOCALBIN)/controller-gen
 GOLANGCI_LINT  := $(LOCALBIN)/golangci-lint
 HELM           := $(LOCALBIN)/helm
 HOST_LOCAL     := $(LOCALBIN)/host-local
+BRIDGE         := $(LOCALBIN)/bridge
+CNITOOL        := $(LOCALBIN)/cnitool
+POOLGUARD_IPAM := $(LOCALBIN)/poolguard-ipam
 
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 # Stamp the version, or `kubectl version` cannot parse the server's.
@@ -72,8 +77,12 @@ verify-generated: generate ## Fail when generated files are out of date.
 ##@ Test
 
 .PHONY: test
-test: tools vet verify-generated ## Run every test: unit, fuzz seeds, integration on a real kube-apiserver.
+test: tools e2e-tools vet verify-generated ## Run every test: unit, fuzz seeds, integration on a real kube-apiserver, end to end in network namespaces (root).
 	$(GOTEST) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+.PHONY: test-e2e
+test-e2e: tools e2e-tools ## Run the end-to-end tests: pods in network namespaces behind a legacy nftables firewall (root).
+	$(GOTEST) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/
 
 .PHONY: fuzz
 fuzz: ## Fuzz the parsers and the admission handler for FUZZTIME each (default 30s).
@@ -111,7 +120,7 @@ manifests: $(HELM) ## Render deploy/ (kubectl apply manifests) from the chart.
 ##@ Demo
 
 .PHONY: demo
-demo: tools ## Walk through the story on a local control plane.
+demo: tools e2e-tools ## Walk through the story on a local control plane, with pods in network namespaces behind a legacy firewall (root).
 	$(GO) run ./test/demo
 
 ##@ Build
@@ -171,6 +180,39 @@ $(HELM): $(HELM)-$(HELM_VERSION)
 	ln -sf $(notdir $<) $@
 $(HELM)-$(HELM_VERSION):
 	$(call go-install-tool,$@,helm.sh/helm/v4/cmd/helm,$(HELM_VERSION))
+
+.PHONY: e2e-tools
+e2e-tools: root deps $(BRIDGE) $(CNITOOL) poolguard-ipam ## Build what the end-to-end tests and the demo run on a node: the CNI bridge plugin, cnitool, poolguard-ipam.
+
+# Network namespaces, veths and nftables need root; say so rather than let
+# the tests fail obscurely (or pass without having run).
+.PHONY: root
+root:
+	@[ "$$(id -u)" = 0 ] || { echo "the end-to-end tests and the demo create network namespaces and nftables rules: run as root (e.g. sudo make $(MAKECMDGOALS))"; exit 1; }
+
+# deps installs ip and nft with apt, only when one is missing.
+.PHONY: deps
+deps: root
+	@if ! command -v ip >/dev/null || ! command -v nft >/dev/null; then \
+	  echo "installing iproute2 and nftables with apt"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 nftables; \
+	fi
+
+# poolguard-ipam is the project's own plugin: rebuilt every time, cheaply.
+.PHONY: poolguard-ipam
+poolguard-ipam:
+	@mkdir -p $(LOCALBIN)
+	$(GO) build -o $(POOLGUARD_IPAM) ./cni/cmd/poolguard-ipam
+
+$(BRIDGE): $(BRIDGE)-$(CNI_PLUGINS_VERSION)
+	ln -sf $(notdir $<) $@
+$(BRIDGE)-$(CNI_PLUGINS_VERSION):
+	$(call go-install-tool,$@,github.com/containernetworking/plugins/plugins/main/bridge,$(CNI_PLUGINS_VERSION))
+
+$(CNITOOL): $(CNITOOL)-$(CNITOOL_VERSION)
+	ln -sf $(notdir $<) $@
+$(CNITOOL)-$(CNITOOL_VERSION):
+	$(call go-install-tool,$@,github.com/containernetworking/cni/cnitool,$(CNITOOL_VERSION))
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the Go caches).

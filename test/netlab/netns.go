@@ -1,0 +1,64 @@
+package netlab
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// netnsDir is where `ip netns` keeps its named namespaces.
+const netnsDir = "/var/run/netns"
+
+// NetnsPath is the bind-mounted path of a named network namespace, the
+// CNI_NETNS a runtime would pass.
+func NetnsPath(name string) string { return filepath.Join(netnsDir, name) }
+
+// run runs a command and returns its output, or an error with both.
+func run(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(errb.String()+out.String()))
+	}
+	return out.String(), nil
+}
+
+// ip runs `ip args...`.
+func ip(args ...string) (string, error) { return run("ip", args...) }
+
+// inNetns runs fn on an OS thread that has entered the named network
+// namespace. Sockets fn creates belong to that namespace for their whole
+// life, whatever thread later uses them. The thread is never unlocked, so
+// Go discards it when the goroutine ends rather than reuse a thread that
+// sits in another namespace.
+func inNetns(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		f, err := os.Open(NetnsPath(name))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering network namespace %s: %w", name, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// sysctl writes a sysctl inside a namespace.
+func sysctl(netns, key, value string) error {
+	_, err := ip("netns", "exec", netns, "sysctl", "-q", "-w", key+"="+value)
+	return err
+}
