@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -84,10 +83,6 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	kubeconfig := pluginKubeconfig(t, env.Env)
-	apiServer, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := w.c.Create(w.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.node}}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +94,7 @@ func newWorld(t *testing.T) *world {
 		Prefix:     w.prefix,
 		BinDir:     harness.BinDir(),
 		PluginDir:  pluginDir,
-		APIServer:  apiServer.Host,
+		APIServer:  env.Config.Host,
 		Kubeconfig: kubeconfig,
 		NodeName:   w.node,
 		PodRanges:  []netip.Prefix{trustedV4, trustedV6, generalV4, generalV6},

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,8 +46,8 @@ type Config struct {
 	// PluginDir holds the poolguard-ipam under test (BuildPlugin); it comes
 	// first in CNI_PATH, so a stale bin/poolguard-ipam is never run.
 	PluginDir string
-	// APIServer is the API server's host:port in the root namespace, as
-	// it appears in Kubeconfig.
+	// APIServer is the API server's URL (rest.Config.Host) or host:port
+	// in the root namespace, as it appears in Kubeconfig.
 	APIServer string
 	// Kubeconfig is the plugin's kubeconfig; the lab points it at its
 	// forwarder inside the node namespace.
@@ -124,7 +126,13 @@ func Start(cfg Config) (l *Lab, err error) {
 	if err := l.buildFirewall(); err != nil {
 		return l, err
 	}
-	if l.fwd, err = startForwarder(l.node, cfg.APIServer); err != nil {
+	if u, perr := url.Parse(cfg.APIServer); perr == nil && u.Host != "" {
+		l.cfg.APIServer = u.Host
+	}
+	if !strings.Contains(string(cfg.Kubeconfig), l.cfg.APIServer) {
+		return l, fmt.Errorf("the plugin's kubeconfig does not name the API server %s", l.cfg.APIServer)
+	}
+	if l.fwd, err = startForwarder(l.node, l.cfg.APIServer); err != nil {
 		return l, err
 	}
 	if err := l.writeNetConf(); err != nil {
@@ -230,14 +238,29 @@ func (l *Lab) applyRules() error {
 	return err
 }
 
-// Exec runs a command inside a lab namespace and returns its output; with
-// Config.Log set, the command and output are logged.
+// Exec runs a command inside a lab namespace and returns its combined
+// output; with Config.Log set, the command and output are logged.
 func (l *Lab) Exec(netns string, args ...string) (string, error) {
-	out, err := ip(append([]string{"netns", "exec", netns}, args...)...)
+	out, err := exec.Command("ip", append([]string{"netns", "exec", netns}, args...)...).CombinedOutput()
 	if l.cfg.Log != nil {
-		l.cfg.Log("ip netns exec "+netns+" "+strings.Join(args, " "), out)
+		l.cfg.Log("ip netns exec "+netns+" "+shellJoin(args), string(out))
 	}
-	return out, err
+	if err != nil {
+		return string(out), fmt.Errorf("ip netns exec %s %s: %w: %s", netns, shellJoin(args), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// shellJoin renders a command line a person can paste into a shell.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " '\"<>;&|$*[]{}") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
 }
 
 // writeNetConf writes the node's network configuration: the reference
