@@ -152,6 +152,12 @@ func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr ne
 			return false, err
 		}
 		if !b.Release(addr, claim, seq) {
+			if b.Cached {
+				// A possibly stale copy says there is nothing to free:
+				// ask the store itself.
+				try--
+				continue
+			}
 			return false, nil
 		}
 		err = a.Store.UpdateBlock(ctx, b)
@@ -177,6 +183,9 @@ func (a *Allocator) releaseOrphans(ctx context.Context, id string) error {
 	for _, cidrs := range aff.Blocks {
 		for _, cidr := range cidrs {
 			b, err := a.Store.GetBlock(ctx, cidr)
+			if err == nil && b.Cached {
+				b, err = a.Store.GetBlock(ctx, cidr)
+			}
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
@@ -435,6 +444,14 @@ func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Blo
 		}
 		nb := b.Clone()
 		addr, seq, changed, err := nb.Allocate(st.id)
+		if (err != nil || !changed) && b.Cached {
+			// Full or already held, by a copy that may be stale: read
+			// the block itself before deciding.
+			unlock()
+			b = nil
+			try--
+			continue
+		}
 		if err != nil {
 			unlock()
 			return Assigned{}, err

@@ -38,6 +38,11 @@ type Block struct {
 	Slots map[int]Slot
 	// Version is the store's version of the object (resourceVersion).
 	Version string
+	// Cached marks a copy that may be stale (from a node-local cache). The
+	// engine trusts it only for a conditional write, which fails if it
+	// was stale; a decision that writes nothing (full, already held, not
+	// held) is made again on a fresh read.
+	Cached bool
 }
 
 // Size returns the number of addresses in the block.

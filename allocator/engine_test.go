@@ -345,3 +345,62 @@ func TestSerializeHook(t *testing.T) {
 		t.Fatalf("%d write conflicts with the node lock held", st.Conflicts-before)
 	}
 }
+
+// staleStore returns, on the first read of each block, a stale copy marked
+// Cached, as the plugin's node-local block cache may.
+type staleStore struct {
+	*memstore.Store
+	stale map[netip.Prefix]*allocator.Block
+	read  map[netip.Prefix]bool
+}
+
+func (s *staleStore) GetBlock(ctx context.Context, cidr netip.Prefix) (*allocator.Block, error) {
+	if b, ok := s.stale[cidr]; ok && !s.read[cidr] {
+		s.read[cidr] = true
+		c := b.Clone()
+		c.Cached = true
+		return c, nil
+	}
+	return s.Store.GetBlock(ctx, cidr)
+}
+
+// TestStaleCachedBlock: a stale cached copy never causes a wrong decision:
+// a block that looked full, or an address that looked held by the claim
+// but was freed since, is read again before anything is decided.
+func TestStaleCachedBlock(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	p := mkPool(t, "p", "198.51.100.0/30", 26) // 2 usable addresses
+	a := &allocator.Allocator{Store: mem, Node: "n"}
+	req := func(ctr string) allocator.Request {
+		return allocator.Request{ContainerID: ctr, IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}}
+	}
+	c1, err := a.Assign(ctx, req("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Assign(ctx, req("two")); err != nil {
+		t.Fatal(err)
+	}
+	full, _ := mem.GetBlock(ctx, p.CIDR)
+	if err := a.Release(ctx, "", "one", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	// The cache still shows the block full, with "one" holding c1's address.
+	st := &staleStore{Store: mem, stale: map[netip.Prefix]*allocator.Block{p.CIDR: full}, read: map[netip.Prefix]bool{}}
+	b := &allocator.Allocator{Store: st, Node: "n"}
+	c3, err := b.Assign(ctx, req("three"))
+	if err != nil {
+		t.Fatalf("stale full copy: %v", err)
+	}
+	if c3.Addresses[0].Addr != c1.Addresses[0].Addr {
+		t.Fatalf("got %s, want the freed %s", c3.Addresses[0].Addr, c1.Addresses[0].Addr)
+	}
+	// "one" again: the stale copy says it still holds its old address,
+	// which now belongs to "three"; it must not be handed out twice.
+	st.read = map[netip.Prefix]bool{}
+	_, err = b.Assign(ctx, req("one"))
+	if !errors.Is(err, allocator.ErrExhausted) {
+		t.Fatalf("re-ADD of a released attachment on a stale copy: %v, want ErrExhausted", err)
+	}
+}

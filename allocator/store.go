@@ -44,7 +44,10 @@ type Store interface {
 	// DeleteClaim deletes a claim if its version still matches.
 	DeleteClaim(ctx context.Context, c *Claim) error
 
-	// GetBlock returns the block with this CIDR, or ErrNotFound.
+	// GetBlock returns the block with this CIDR, or ErrNotFound. It may
+	// return a Cached (possibly stale) copy, but only on the first read of
+	// a block by the caller: the engine reads again to confirm what a
+	// stale copy could get wrong.
 	GetBlock(ctx context.Context, cidr netip.Prefix) (*Block, error)
 	// CreateBlock stores a new block (the atomic claim) and sets Version.
 	CreateBlock(ctx context.Context, b *Block) error

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -70,7 +71,8 @@ func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.Ca
 	}
 	st := kubestore.Store{Client: c}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
-	alloc := &allocator.Allocator{Store: st, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, p.log().Warn)}
+	cached := newBlockCache(st, filepath.Join(cfg.LockDir, cfg.Node))
+	alloc := &allocator.Allocator{Store: cached, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, p.log().Warn)}
 	return &session{cfg: cfg, client: c, store: st, alloc: alloc}, ctx, cancel, nil
 }
 
