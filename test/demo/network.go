@@ -43,9 +43,6 @@ func (d *demo) nodeSteps() error {
 	if err := d.ok("", "run", "web", "-n", "shop", "--image=registry.example/shop:1"); err != nil {
 		return err
 	}
-	if err := netlab.BuildPlugin(d.dir); err != nil {
-		return err
-	}
 	kc, err := os.ReadFile(d.kubeconfig)
 	if err != nil {
 		return err
@@ -53,7 +50,6 @@ func (d *demo) nodeSteps() error {
 	d.lab, err = netlab.Start(netlab.Config{
 		Prefix:     d.prefix,
 		BinDir:     harness.BinDir(),
-		PluginDir:  d.dir,
 		APIServer:  d.env.Config.Host,
 		Kubeconfig: kc,
 		NodeName:   nodeName,

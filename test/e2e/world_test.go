@@ -86,14 +86,11 @@ func newWorld(t *testing.T) *world {
 	if err := w.c.Create(w.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.node}}); err != nil {
 		t.Fatal(err)
 	}
-	pluginDir := t.TempDir()
-	if err := netlab.BuildPlugin(pluginDir); err != nil {
-		t.Fatal(err)
-	}
+	// Start may be interrupted before it returns a lab to close.
+	onInterrupt(func() { _ = netlab.Sweep(w.prefix) })
 	w.lab, err = netlab.Start(netlab.Config{
 		Prefix:     w.prefix,
 		BinDir:     harness.BinDir(),
-		PluginDir:  pluginDir,
 		APIServer:  env.Config.Host,
 		Kubeconfig: kubeconfig,
 		NodeName:   w.node,

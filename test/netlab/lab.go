@@ -43,8 +43,9 @@ type Config struct {
 	// BinDir holds cnitool and the reference bridge plugin (make
 	// e2e-tools builds them).
 	BinDir string
-	// PluginDir holds the poolguard-ipam under test (BuildPlugin); it comes
-	// first in CNI_PATH, so a stale bin/poolguard-ipam is never run.
+	// PluginDir holds the poolguard-ipam to run; it comes first in
+	// CNI_PATH. Empty: Start builds it from this checkout, so a stale
+	// bin/poolguard-ipam is never what is tested.
 	PluginDir string
 	// APIServer is the API server's URL (rest.Config.Host) or host:port
 	// in the root namespace, as it appears in Kubeconfig.
@@ -104,9 +105,6 @@ func Start(cfg Config) (l *Lab, err error) {
 			return nil, fmt.Errorf("%s not found in %s: run 'make e2e-tools'", b, cfg.BinDir)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(cfg.PluginDir, "poolguard-ipam")); err != nil {
-		return nil, fmt.Errorf("poolguard-ipam not found in %q: build it with BuildPlugin", cfg.PluginDir)
-	}
 	if err := CheckRootFree(append(append([]netip.Prefix{}, cfg.PodRanges...), LinkRanges()...)...); err != nil {
 		return nil, err
 	}
@@ -119,6 +117,15 @@ func Start(cfg Config) (l *Lab, err error) {
 	}()
 	if l.dir, err = os.MkdirTemp("", cfg.Prefix+"lab-"); err != nil {
 		return l, err
+	}
+	if l.cfg.PluginDir == "" {
+		l.cfg.PluginDir = filepath.Join(l.dir, "plugins")
+		if err := BuildPlugin(l.cfg.PluginDir); err != nil {
+			return l, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(l.cfg.PluginDir, "poolguard-ipam")); err != nil {
+		return l, fmt.Errorf("poolguard-ipam not found in %s", l.cfg.PluginDir)
 	}
 	if err := l.buildNode(); err != nil {
 		return l, err

@@ -81,3 +81,17 @@ func Children() []int {
 	}
 	return out
 }
+
+// Sweep removes every network namespace whose name starts with prefix: the
+// last resort of a signal handler that may interrupt Start before it
+// returns a Lab to close. Give it a run's own prefix, never a shared one.
+func Sweep(prefix string) error {
+	entries, _ := os.ReadDir(netnsDir)
+	var errs []error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			errs = append(errs, delNetns(e.Name()))
+		}
+	}
+	return errors.Join(errs...)
+}
