@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	allocatorcontroller "poolguard.dev/poolguard/allocator/controller"
 	"poolguard.dev/poolguard/allocator/kubestore"
 	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
+	"poolguard.dev/poolguard/test/chartwebhook"
 	"poolguard.dev/poolguard/test/harness"
 	"poolguard.dev/poolguard/test/netlab"
 )
@@ -58,7 +59,9 @@ func newWorld(t *testing.T) *world {
 	if err := netlab.CheckRootFree(append([]netip.Prefix{trustedV4, trustedV6, generalV4, generalV6}, netlab.LinkRanges()...)...); err != nil {
 		t.Fatal(err)
 	}
-	env, err := harness.Start(harness.Options{Webhook: true})
+	// The control plane registers the webhook configurations; the webhook
+	// itself is the poolguard-webhook binary run as the chart runs it.
+	env, err := harness.Start(harness.Options{ExternalWebhook: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,11 +77,7 @@ func newWorld(t *testing.T) *world {
 			t.Error(err)
 		}
 	})
-	// The allocator's controllers keep IPPool status, as
-	// poolguard-webhook --allocator-controllers does.
-	if err := allocatorcontroller.Setup(env.Manager, allocatorcontroller.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	startWebhook(t, w)
 	if w.c, err = kubestore.NewClient(env.Config); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +107,31 @@ func newWorld(t *testing.T) *world {
 		}
 	})
 	return w
+}
+
+// startWebhook runs poolguard-webhook with the chart's args, incl.
+// --allocator-controllers (GC and IPPool status), in a network namespace of
+// its own, and waits until the webhook has seen the cluster.
+func startWebhook(t *testing.T, w *world) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", w.prefix+"webhook-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onInterrupt(func() { _ = os.RemoveAll(dir) })
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	onInterrupt(func() { _ = netlab.Sweep(w.prefix) })
+	wh, err := chartwebhook.Start(w.ctx, w.env, pluginKubeconfig(t, w.env.Env), dir, w.prefix+"webhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onInterrupt(func() { _ = wh.Stop() })
+	t.Cleanup(func() {
+		if err := wh.Stop(); err != nil {
+			t.Errorf("stopping poolguard-webhook: %v", err)
+		}
+	})
+	t.Logf("poolguard-webhook %s", strings.Join(wh.Args, " "))
 }
 
 // uniquePrefix names this run's namespaces, so that runs never meet.

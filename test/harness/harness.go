@@ -54,6 +54,11 @@ type Options struct {
 	// Webhook starts poolguard's admission webhook in-process and registers
 	// it; otherwise only the control plane and the CRDs start.
 	Webhook bool
+	// ExternalWebhook registers the webhook configurations and writes a
+	// serving certificate (Env.CertDir) like Webhook, but starts no
+	// webhook: the caller serves at Env.WebhookAddr, e.g. with the
+	// poolguard-webhook binary.
+	ExternalWebhook bool
 	// Enforcement is passed to the webhook.
 	Enforcement webhook.Enforcement
 	// ExtraCRDDirs are installed with poolguard's CRDs.
@@ -79,6 +84,9 @@ type Env struct {
 	// CertDir is the webhook's serving certificate directory (tls.crt,
 	// tls.key), as the chart mounts it.
 	CertDir string
+	// WebhookAddr is where the API server calls the webhook (host:port);
+	// empty without Options.Webhook or Options.ExternalWebhook.
+	WebhookAddr string
 	// Manager runs the webhook; nil without Options.Webhook. Benchmarks
 	// reach the registered handlers through its webhook server's mux.
 	Manager manager.Manager
@@ -119,7 +127,7 @@ func Start(o Options) (*Env, error) {
 			args.Set(k, v)
 		}
 	}
-	if o.Webhook {
+	if o.Webhook || o.ExternalWebhook {
 		mutating, validating := webhook.Configurations(webhook.ConfigOptions{
 			Name:               WebhookName,
 			ServiceName:        ServiceName,
@@ -150,11 +158,14 @@ func Start(o Options) (*Env, error) {
 		_ = te.Stop()
 		return nil, err
 	}
+	wio := &te.WebhookInstallOptions
+	if o.Webhook || o.ExternalWebhook {
+		env.CertDir = wio.LocalServingCertDir
+		env.WebhookAddr = net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort))
+	}
 	if !o.Webhook {
 		return env, nil
 	}
-	wio := &te.WebhookInstallOptions
-	env.CertDir = wio.LocalServingCertDir
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -80,23 +80,36 @@ func Connect(netns string, dst netip.AddrPort) (netip.Addr, error) {
 // TLS passes through untouched; the API server's certificate is valid for
 // 127.0.0.1.
 type forwarder struct {
-	ln    net.Listener
-	addr  string
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	ln          net.Listener
+	addr        string
+	targetNetns string
+	mu          sync.Mutex
+	conns       map[net.Conn]struct{}
+	wg          sync.WaitGroup
 }
 
 func startForwarder(netns, target string) (*forwarder, error) {
+	return forward(netns, "127.0.0.1:0", "", target)
+}
+
+// forward listens on listenAddr in listenNetns and forwards each
+// connection to target in targetNetns ("" is the root namespace).
+func forward(listenNetns, listenAddr, targetNetns, target string) (*forwarder, error) {
 	var ln net.Listener
-	err := inNetns(netns, func() (err error) {
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	listen := func() (err error) {
+		ln, err = net.Listen("tcp", listenAddr)
 		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("API forwarder in %s: %w", netns, err)
 	}
-	f := &forwarder{ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	var err error
+	if listenNetns == "" {
+		err = listen()
+	} else {
+		err = inNetns(listenNetns, listen)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("forwarder on %s in %q: %w", listenAddr, listenNetns, err)
+	}
+	f := &forwarder{ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}, targetNetns: targetNetns}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -115,11 +128,10 @@ func startForwarder(netns, target string) (*forwarder, error) {
 	return f, nil
 }
 
-// pipe copies both ways. This goroutine's thread is in the root
-// namespace (threads that entered another are never reused), so the dial
-// reaches the API server.
+// pipe copies both ways. A dial to the root namespace needs no care:
+// threads that entered another namespace are never reused.
 func (f *forwarder) pipe(in net.Conn, target string) {
-	out, err := net.DialTimeout("tcp", target, 10*time.Second)
+	out, err := dialIn(f.targetNetns, target)
 	if err != nil {
 		_ = in.Close()
 		return
@@ -166,4 +178,17 @@ func (f *forwarder) close() {
 	f.conns = nil
 	f.mu.Unlock()
 	f.wg.Wait()
+}
+
+// dialIn dials addr from inside netns ("" is the root namespace).
+func dialIn(netns, addr string) (net.Conn, error) {
+	if netns == "" {
+		return net.DialTimeout("tcp", addr, 10*time.Second)
+	}
+	var c net.Conn
+	err := inNetns(netns, func() (err error) {
+		c, err = net.DialTimeout("tcp", addr, 10*time.Second)
+		return err
+	})
+	return c, err
 }

@@ -1,0 +1,175 @@
+// Package chartwebhook runs the poolguard-webhook binary as the Helm
+// chart's Deployment runs it: the container's exact args and environment
+// from `helm template`, the serving certificate laid out as the chart's
+// Secret volume mounts it (tls.crt, tls.key, ca.crt), and a network
+// namespace of its own so that it binds the chart's fixed ports as a pod
+// would. The API server reaches it through the webhook configurations the
+// harness registers (harness.Options.ExternalWebhook).
+package chartwebhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"poolguard.dev/poolguard/charts"
+	"poolguard.dev/poolguard/test/harness"
+	"poolguard.dev/poolguard/test/netlab"
+)
+
+// Release is the release the chart is rendered as; its namespace is where
+// the webhook's leader-election lease lives, as in a cluster.
+var Release = charts.Release{Name: "poolguard", Namespace: harness.ServiceNamespace}
+
+// Webhook is the running binary.
+type Webhook struct {
+	*netlab.Service
+	// Args are the args it runs with (the Deployment's, --cert-dir
+	// pointing at the stand-in for the certificate volume).
+	Args []string
+}
+
+// Start renders the chart, builds poolguard-webhook into dir and runs it in
+// network namespace netns (which must carry the caller's prefix) with
+// kubeconfig, against env (started with ExternalWebhook). Stop the
+// result on every path.
+func Start(ctx context.Context, env *harness.Env, kubeconfig []byte, dir, netns string) (*Webhook, error) {
+	dep, err := deployment()
+	if err != nil {
+		return nil, err
+	}
+	ctr := dep.Spec.Template.Spec.Containers[0]
+	bin := filepath.Join(dir, "poolguard-webhook")
+	if out, err := exec.Command("go", "build", "-o", bin, "poolguard.dev/poolguard/webhook/cmd/poolguard-webhook").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building poolguard-webhook: %w: %s", err, out)
+	}
+	certDir, err := certVolume(env.CertDir, env.Env.WebhookInstallOptions.LocalServingCAData, dir)
+	if err != nil {
+		return nil, err
+	}
+	mount := ""
+	for _, m := range ctr.VolumeMounts {
+		if m.Name == "certs" {
+			mount = m.MountPath
+		}
+	}
+	args := make([]string, 0, len(ctr.Args))
+	for _, a := range ctr.Args {
+		if mount != "" && a == "--cert-dir="+mount {
+			a = "--cert-dir=" + certDir
+		}
+		args = append(args, a)
+	}
+	kcPath := filepath.Join(dir, "webhook-kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		return nil, err
+	}
+	procEnv := []string{"KUBECONFIG=" + kcPath, "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for _, e := range ctr.Env {
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			procEnv = append(procEnv, e.Name+"="+dep.Namespace)
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			procEnv = append(procEnv, e.Name+"=poolguard-webhook-0")
+		case e.ValueFrom == nil:
+			procEnv = append(procEnv, e.Name+"="+e.Value)
+		default:
+			return nil, fmt.Errorf("cannot stand in for env %s of the chart's container", e.Name)
+		}
+	}
+	ports := map[string]int{}
+	for _, p := range ctr.Ports {
+		ports[p.Name] = int(p.ContainerPort)
+	}
+	probe := ctr.ReadinessProbe
+	if probe == nil || probe.HTTPGet == nil || ports["webhook"] == 0 || ports[probe.HTTPGet.Port.String()] == 0 {
+		return nil, errors.New("the chart's container has no webhook port or HTTP readiness probe on a named port")
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: dep.Namespace}}
+	if err := env.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	svc, err := netlab.StartService(netlab.ServiceConfig{
+		Netns:     netns,
+		APIServer: apiServerAddr(env),
+		Expose:    map[string]int{env.WebhookAddr: ports["webhook"]},
+		Command:   append([]string{bin}, args...),
+		Env:       procEnv,
+	})
+	if err != nil {
+		return nil, err
+	}
+	w := &Webhook{Service: svc, Args: args}
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", ports[probe.HTTPGet.Port.String()], probe.HTTPGet.Path)
+	if err := svc.WaitHTTP(url, 90*time.Second); err != nil {
+		return nil, errors.Join(err, svc.Stop())
+	}
+	return w, nil
+}
+
+// deployment renders the chart with its defaults and returns the webhook's
+// Deployment.
+func deployment() (*appsv1.Deployment, error) {
+	out, err := charts.Helm{Path: filepath.Join(harness.BinDir(), "helm")}.Template(Release)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := charts.Decode(out)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		var d appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+			return nil, err
+		}
+		if cs := d.Spec.Template.Spec.Containers; len(cs) > 0 && len(cs[0].Command) > 0 && strings.HasSuffix(cs[0].Command[0], "/poolguard-webhook") {
+			return &d, nil
+		}
+	}
+	return nil, errors.New("the chart renders no poolguard webhook Deployment")
+}
+
+// certVolume lays the serving certificate out as the chart's Secret
+// volume does: tls.crt, tls.key and ca.crt (cert-manager's keys).
+func certVolume(src string, ca []byte, dir string) (string, error) {
+	dst := filepath.Join(dir, "certs")
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return "", err
+	}
+	for from, to := range map[string]string{"tls.crt": "tls.crt", "tls.key": "tls.key"} {
+		b, err := os.ReadFile(filepath.Join(src, from))
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dst, to), b, 0o600); err != nil {
+			return "", err
+		}
+	}
+	// envtest's CA signed the serving certificate; the configurations'
+	// caBundle carries it, as cert-manager's CA injector would.
+	return dst, os.WriteFile(filepath.Join(dst, "ca.crt"), ca, 0o600)
+}
+
+// apiServerAddr is the API server's host:port.
+func apiServerAddr(env *harness.Env) string {
+	h := env.Config.Host
+	if i := strings.Index(h, "://"); i >= 0 {
+		h = h[i+3:]
+	}
+	return strings.TrimSuffix(h, "/")
+}
