@@ -18,11 +18,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	allocatorcontroller "poolguard.dev/poolguard/allocator/controller"
+	"poolguard.dev/poolguard/test/chartwebhook"
 	"poolguard.dev/poolguard/test/harness"
 	"poolguard.dev/poolguard/test/netlab"
 )
@@ -50,9 +51,9 @@ func run() (err error) {
 		return err
 	}
 
-	say("Starting a local control plane: kube-apiserver and etcd built from the Go module proxy into bin/,")
-	say("with poolguard's CRDs and its admission webhook served over TLS behind real webhook configurations.")
-	env, err := harness.Start(harness.Options{Webhook: true})
+	say("Starting a local control plane: kube-apiserver and etcd built from the Go module proxy into bin/, with poolguard's CRDs")
+	say("and its webhook configurations; then poolguard-webhook, with the args of the Helm chart's Deployment, serving TLS.")
+	env, err := harness.Start(harness.Options{ExternalWebhook: true})
 	if err != nil {
 		return err
 	}
@@ -64,6 +65,9 @@ func run() (err error) {
 		if d.lab != nil {
 			errs = append(errs, d.lab.Close())
 		}
+		if d.webhook != nil {
+			errs = append(errs, d.webhook.Stop())
+		}
 		errs = append(errs, env.Stop())
 		if d.dir != "" {
 			errs = append(errs, os.RemoveAll(d.dir))
@@ -71,10 +75,6 @@ func run() (err error) {
 		errs = append(errs, netlab.Leftovers(prefix))
 		err = errors.Join(append([]error{err}, errs...)...)
 	}()
-	// IPPool status, as poolguard-webhook --allocator-controllers keeps it.
-	if err := allocatorcontroller.Setup(env.Manager, allocatorcontroller.Options{}); err != nil {
-		return err
-	}
 	if d.dir, err = os.MkdirTemp("", prefix); err != nil {
 		return err
 	}
@@ -90,6 +90,13 @@ func run() (err error) {
 	if err := os.WriteFile(d.kubeconfig, kc, 0o600); err != nil {
 		return err
 	}
+	// The webhook runs its allocator controllers (--allocator-controllers:
+	// IPPool status, garbage collection) too, as in the chart.
+	d.webhook, err = chartwebhook.Start(ctx, env, kc, d.dir, prefix+"webhook")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("$ poolguard-webhook %s   (in network namespace %swebhook)\n", strings.Join(d.webhook.Args, " "), prefix)
 	return d.story()
 }
 
@@ -104,7 +111,8 @@ type demo struct {
 	kubectlPath string
 	step        int
 
-	lab *netlab.Lab
+	webhook *chartwebhook.Webhook
+	lab     *netlab.Lab
 	// boxes are the pods' sandboxes, by "namespace/name".
 	boxes map[string]*netlab.Sandbox
 }

@@ -121,6 +121,7 @@ func startWebhook(t *testing.T, w *world) {
 	onInterrupt(func() { _ = os.RemoveAll(dir) })
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	onInterrupt(func() { _ = netlab.Sweep(w.prefix) })
+	onInterrupt(func() { _ = netlab.StopServices() })
 	wh, err := chartwebhook.Start(w.ctx, w.env, pluginKubeconfig(t, w.env.Env), dir, w.prefix+"webhook")
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,22 @@ type Service struct {
 	err  error
 	log  syncBuffer
 	fwds []*forwarder
+	// stopMu serializes Stop between a test's cleanup and a signal.
+	stopMu sync.Mutex
+}
+
+// running are the services started and not yet stopped, for StopServices.
+var running sync.Map // *Service -> struct{}
+
+// StopServices stops every service still running: the last resort of a
+// signal handler that may interrupt its caller before it holds a Service.
+func StopServices() error {
+	var errs []error
+	running.Range(func(k, _ any) bool {
+		errs = append(errs, k.(*Service).Stop())
+		return true
+	})
+	return errors.Join(errs...)
 }
 
 // StartService creates the namespace, the forwarders and the process.
@@ -80,6 +96,7 @@ func StartService(cfg ServiceConfig) (s *Service, err error) {
 	if err := s.cmd.Start(); err != nil {
 		return s, err
 	}
+	running.Store(s, struct{}{})
 	go func() { s.err = s.cmd.Wait(); close(s.done) }()
 	return s, nil
 }
@@ -117,6 +134,9 @@ func (s *Service) Log() string { return s.log.String() }
 // Stop ends the process (SIGTERM, as the kubelet would, then SIGKILL),
 // the forwarders and the namespace. Safe to call twice.
 func (s *Service) Stop() error {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	running.Delete(s)
 	if s.cmd != nil && s.cmd.Process != nil {
 		select {
 		case <-s.done:
