@@ -211,7 +211,7 @@ func (w *world) sandbox(t *testing.T, p *corev1.Pod, name string) *netlab.Sandbo
 	return s
 }
 
-// frozenPods waits until a dry-run pod in ns is frozen onto want for the
+// waitFrozen waits until a dry-run pod in ns is frozen onto want for the
 // family key: the webhook reads namespaces and pools from its informers,
 // which follow the API server by a moment.
 func (w *world) waitFrozen(t *testing.T, ns, key, want string) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"net/url"
 	"os"
@@ -346,7 +347,7 @@ func (l *Lab) Close() error {
 
 // delNetns removes a namespace if it exists; its interfaces go with it.
 func delNetns(name string) error {
-	if _, err := os.Stat(NetnsPath(name)); err != nil {
+	if _, err := os.Stat(NetnsPath(name)); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	_, err := ip("netns", "del", name)

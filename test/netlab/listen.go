@@ -62,7 +62,7 @@ func Connect(netns string, dst netip.AddrPort) (netip.Addr, error) {
 		if err != nil {
 			return err
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil {

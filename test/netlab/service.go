@@ -111,7 +111,7 @@ func (s *Service) WaitHTTP(url string, timeout time.Duration) error {
 	for {
 		select {
 		case <-s.done:
-			return fmt.Errorf("%v exited: %v\n%s", s.cfg.Command, s.err, s.Log())
+			return fmt.Errorf("%v exited: %w\n%s", s.cfg.Command, s.err, s.Log())
 		default:
 		}
 		if resp, err := c.Get(url); err == nil {
