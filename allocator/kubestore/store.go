@@ -237,7 +237,7 @@ func wrap(err error, kind, name string) error {
 	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err),
 		errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded), isConnErr(err):
-		return fmt.Errorf("%s: %w: %v", what, allocator.ErrUnavailable, err)
+		return fmt.Errorf("%s: %w: %w", what, allocator.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -27,7 +27,7 @@ type K8sArgs struct {
 func ParsePod(args string) (allocator.PodRef, error) {
 	var k K8sArgs
 	if err := types.LoadArgs(args, &k); err != nil {
-		return allocator.PodRef{}, fmt.Errorf("%w: %v", ErrBadArgs, err)
+		return allocator.PodRef{}, fmt.Errorf("%w: %w", ErrBadArgs, err)
 	}
 	p := allocator.PodRef{Namespace: string(k.K8S_POD_NAMESPACE), Name: string(k.K8S_POD_NAME), UID: string(k.K8S_POD_UID)}
 	if p.Namespace == "" || p.Name == "" {

@@ -87,7 +87,7 @@ var getenv = os.Getenv
 func ParseConfig(data []byte) (*Config, error) {
 	var n NetConf
 	if err := json.Unmarshal(data, &n); err != nil {
-		return nil, fmt.Errorf("%w: not JSON: %v", ErrBadConfig, err)
+		return nil, fmt.Errorf("%w: not JSON: %w", ErrBadConfig, err)
 	}
 	c := &Config{Net: n, Kubeconfig: n.IPAM.Kubeconfig, FailSafe: n.IPAM.FailSafe, Timeout: DefaultTimeout, LockDir: n.IPAM.LockDir}
 	if c.LockDir == "" {
@@ -119,7 +119,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	if c.Node == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return nil, fmt.Errorf("%w: no ipam.nodeName and no host name: %v", ErrBadConfig, err)
+			return nil, fmt.Errorf("%w: no ipam.nodeName and no host name: %w", ErrBadConfig, err)
 		}
 		c.Node = h
 	}

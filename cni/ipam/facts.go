@@ -133,5 +133,5 @@ func kubeErr(err error, what string) error {
 	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
 		return fmt.Errorf("%s: %w (check the plugin's RBAC and kubeconfig)", what, err)
 	}
-	return fmt.Errorf("%s: %w: %v", what, allocator.ErrUnavailable, err)
+	return fmt.Errorf("%s: %w: %w", what, allocator.ErrUnavailable, err)
 }

@@ -61,13 +61,13 @@ func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.Ca
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: ipam.kubeconfig %s: %v", ErrBadConfig, cfg.Kubeconfig, err)
+		return nil, nil, nil, fmt.Errorf("%w: ipam.kubeconfig %s: %w", ErrBadConfig, cfg.Kubeconfig, err)
 	}
 	rc.Timeout = cfg.Timeout
 	rc.UserAgent = "poolguard-ipam"
 	c, err := kubestore.NewClient(rc)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: client: %v", ErrBadConfig, err)
+		return nil, nil, nil, fmt.Errorf("%w: client: %w", ErrBadConfig, err)
 	}
 	st := kubestore.Store{Client: c}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
@@ -269,7 +269,7 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 }
 
 func (p *Plugin) print(r *current.Result, version string) error {
-	var out io.Writer = p.Stdout
+	out := io.Writer(p.Stdout)
 	if out == nil {
 		out = os.Stdout
 	}

@@ -9,8 +9,9 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
@@ -18,9 +19,17 @@ var (
 	// (the IPPool's group).
 	GroupVersion = schema.GroupVersion{Group: "ipam.poolguard.dev", Version: "v1alpha1"}
 
-	// SchemeBuilder registers the types of this package with a scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// SchemeBuilder registers the types of this package with a scheme. It
+	// is apimachinery's, so that the CNI plugin, which imports these types,
+	// pulls in nothing more.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds the types of this package to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &IPAMBlock{}, &IPAMBlockList{}, &IPAMClaim{}, &IPAMClaimList{}, &IPAMAffinity{}, &IPAMAffinityList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

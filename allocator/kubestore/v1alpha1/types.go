@@ -170,7 +170,3 @@ type IPAMAffinityList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []IPAMAffinity `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&IPAMBlock{}, &IPAMBlockList{}, &IPAMClaim{}, &IPAMClaimList{}, &IPAMAffinity{}, &IPAMAffinityList{})
-}
