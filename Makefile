@@ -77,7 +77,7 @@ verify-generated: generate ## Fail when generated files are out of date.
 ##@ Test
 
 .PHONY: test
-test: tools e2e-tools vet verify-generated ## Run every test: unit, fuzz seeds, integration on a real kube-apiserver, end to end in network namespaces (root).
+test: tools e2e-tools vet lint verify-generated ## Run every test: lint, unit, fuzz seeds, integration on a real kube-apiserver, end to end in network namespaces (root).
 	$(GOTEST) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 .PHONY: test-e2e
@@ -198,7 +198,9 @@ deps: root
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 nftables; \
 	fi
 
-# poolguard-ipam is the project's own plugin: rebuilt every time, cheaply.
+# poolguard-ipam next to the bridge plugin, for running the chain by hand
+# with cnitool; rebuilt every time, cheaply. The tests and the demo build
+# their own from the checkout (test/netlab).
 .PHONY: poolguard-ipam
 poolguard-ipam:
 	@mkdir -p $(LOCALBIN)
