@@ -17,10 +17,12 @@ import (
 	"strings"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"poolguard.dev/poolguard/charts"
@@ -118,14 +120,48 @@ func Start(ctx context.Context, env *harness.Env, kubeconfig []byte, dir, netns 
 	return w, nil
 }
 
-// deployment renders the chart with its defaults and returns the webhook's
-// Deployment.
-func deployment() (*appsv1.Deployment, error) {
+// Configurations are the chart's webhook configurations as helm renders
+// them, for harness.Options: the harness points their Service references
+// at Env.WebhookAddr and injects the CA, as cert-manager's CA injector
+// would.
+func Configurations() (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration, error) {
+	objs, err := render()
+	if err != nil {
+		return nil, nil, err
+	}
+	var m *admissionregistrationv1.MutatingWebhookConfiguration
+	var v *admissionregistrationv1.ValidatingWebhookConfiguration
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "MutatingWebhookConfiguration":
+			m = &admissionregistrationv1.MutatingWebhookConfiguration{}
+			err = runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, m)
+		case "ValidatingWebhookConfiguration":
+			v = &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			err = runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, v)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if m == nil || v == nil {
+		return nil, nil, errors.New("the chart renders no mutating or no validating webhook configuration")
+	}
+	return m, v, nil
+}
+
+// render renders the chart with its defaults.
+func render() ([]*unstructured.Unstructured, error) {
 	out, err := charts.Helm{Path: filepath.Join(harness.BinDir(), "helm")}.Template(Release)
 	if err != nil {
 		return nil, err
 	}
-	objs, err := charts.Decode(out)
+	return charts.Decode(out)
+}
+
+// deployment returns the chart's webhook Deployment.
+func deployment() (*appsv1.Deployment, error) {
+	objs, err := render()
 	if err != nil {
 		return nil, err
 	}
@@ -172,4 +208,14 @@ func apiServerAddr(env *harness.Env) string {
 		h = h[i+3:]
 	}
 	return strings.TrimSuffix(h, "/")
+}
+
+// HarnessOptions start a control plane for Start: the chart's webhook
+// configurations registered, no in-process webhook.
+func HarnessOptions() (harness.Options, error) {
+	m, v, err := Configurations()
+	if err != nil {
+		return harness.Options{}, err
+	}
+	return harness.Options{ExternalWebhook: true, Mutating: m, Validating: v}, nil
 }

@@ -52,8 +52,12 @@ func run() (err error) {
 	}
 
 	say("Starting a local control plane: kube-apiserver and etcd built from the Go module proxy into bin/, with poolguard's CRDs")
-	say("and its webhook configurations; then poolguard-webhook, with the args of the Helm chart's Deployment, serving TLS.")
-	env, err := harness.Start(harness.Options{ExternalWebhook: true})
+	say("and the Helm chart's webhook configurations; then poolguard-webhook, with the args of the chart's Deployment, serving TLS.")
+	opts, err := chartwebhook.HarnessOptions()
+	if err != nil {
+		return err
+	}
+	env, err := harness.Start(opts)
 	if err != nil {
 		return err
 	}

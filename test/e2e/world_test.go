@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -59,9 +60,14 @@ func newWorld(t *testing.T) *world {
 	if err := netlab.CheckRootFree(append([]netip.Prefix{trustedV4, trustedV6, generalV4, generalV6}, netlab.LinkRanges()...)...); err != nil {
 		t.Fatal(err)
 	}
-	// The control plane registers the webhook configurations; the webhook
-	// itself is the poolguard-webhook binary run as the chart runs it.
-	env, err := harness.Start(harness.Options{ExternalWebhook: true})
+	// The control plane registers the chart's webhook configurations; the
+	// webhook itself is the poolguard-webhook binary run as the chart runs
+	// it.
+	opts, err := chartwebhook.HarnessOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := harness.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +86,14 @@ func newWorld(t *testing.T) *world {
 	startWebhook(t, w)
 	if w.c, err = kubestore.NewClient(env.Config); err != nil {
 		t.Fatal(err)
+	}
+	// The API server calls the webhook through the chart's configurations.
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(w.ctx, opts.Mutating.Name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the chart's MutatingWebhookConfiguration %s is not registered: %v", opts.Mutating.Name, err)
 	}
 	kubeconfig := pluginKubeconfig(t, env.Env)
 	if err := w.c.Create(w.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.node}}); err != nil {

@@ -59,6 +59,10 @@ type Options struct {
 	// webhook: the caller serves at Env.WebhookAddr, e.g. with the
 	// poolguard-webhook binary.
 	ExternalWebhook bool
+	// Mutating and Validating, when set, are registered instead of
+	// webhook.Configurations, e.g. the chart's as helm renders them.
+	Mutating   *admissionregistrationv1.MutatingWebhookConfiguration
+	Validating *admissionregistrationv1.ValidatingWebhookConfiguration
 	// Enforcement is passed to the webhook.
 	Enforcement webhook.Enforcement
 	// ExtraCRDDirs are installed with poolguard's CRDs.
@@ -134,6 +138,12 @@ func Start(o Options) (*Env, error) {
 			ServiceNamespace:   ServiceNamespace,
 			ExcludedNamespaces: []string{"kube-system", ServiceNamespace},
 		})
+		if o.Mutating != nil {
+			mutating = o.Mutating.DeepCopy()
+		}
+		if o.Validating != nil {
+			validating = o.Validating.DeepCopy()
+		}
 		// envtest turns each Service reference into https://host:port/<path>;
 		// it adds the slash itself.
 		for i := range mutating.Webhooks {
