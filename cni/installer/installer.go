@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"poolguard.dev/poolguard/internal/atomicfile"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -111,14 +113,9 @@ func (c Config) Run(ctx context.Context, logf func(format string, args ...any)) 
 	if interval == 0 {
 		interval = 30 * time.Second
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	// The first round ran above; wait.Until's first call would repeat it
+	// at once, which is harmless (Once writes nothing that is current).
+	wait.UntilWithContext(ctx, func(context.Context) {
 		changed, err := c.Once()
 		switch {
 		case err != nil:
@@ -126,7 +123,8 @@ func (c Config) Run(ctx context.Context, logf func(format string, args ...any)) 
 		case changed:
 			logf("rewrote the plugin or its kubeconfig (token rotated or file changed on the host)")
 		}
-	}
+	}, interval)
+	return nil
 }
 
 // writeIfChanged writes b to path atomically with mode, unless path

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"poolguard.dev/poolguard/internal/atomicfile"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -84,18 +86,14 @@ func (r *Rotator) Start(ctx context.Context) error {
 		interval = time.Minute
 	}
 	log := logf.FromContext(ctx).WithName("certrotator")
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := r.Ensure(ctx); err != nil {
-				log.Error(err, "keeping the webhook certificate", "secret", r.Namespace+"/"+r.SecretName)
-			}
+	// Ensure ran when the rotator was set up; the first round here repeats
+	// it at once, which writes nothing that is current.
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		if err := r.Ensure(ctx); err != nil {
+			log.Error(err, "keeping the webhook certificate", "secret", r.Namespace+"/"+r.SecretName)
 		}
-	}
+	}, interval)
+	return nil
 }
 
 // NeedLeaderElection is false: every replica writes its own files.
