@@ -28,9 +28,16 @@ import (
 	"poolguard.dev/poolguard/test/netlab"
 )
 
+// errInterrupted marks a run stopped by Ctrl-C or SIGTERM.
+var errInterrupted = errors.New("interrupted")
+
 func main() {
 	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "\ndemo failed:", err)
+		if errors.Is(err, errInterrupted) {
+			fmt.Fprintln(os.Stderr, "\ndemo interrupted; everything it started has been stopped and removed.")
+		} else {
+			fmt.Fprintln(os.Stderr, "\ndemo failed:", err)
+		}
 		os.Exit(1)
 	}
 	fmt.Println("\ndemo complete: everything it started has been stopped and removed (checked: no network namespace, interface, nftables table or process left).")
@@ -42,6 +49,11 @@ func run() (err error) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("%w (%v)", errInterrupted, err)
+		}
+	}()
 	b := make([]byte, 3)
 	if _, err := rand.Read(b); err != nil {
 		return err
