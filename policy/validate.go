@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -155,17 +154,4 @@ func Split(vs []Violation) (deny, warn []Violation) {
 		}
 	}
 	return deny, warn
-}
-
-// Join combines violations into one error that still matches each
-// sentinel with errors.Is; nil when there are none.
-func Join(vs []Violation) error {
-	if len(vs) == 0 {
-		return nil
-	}
-	errs := make([]error, len(vs))
-	for i, v := range vs {
-		errs[i] = v
-	}
-	return errors.Join(errs...)
 }

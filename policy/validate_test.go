@@ -102,12 +102,6 @@ func TestCheckPodAndNamespace(t *testing.T) {
 	if len(deny) != 0 || len(warn) != 1 {
 		t.Fatalf("disabled pool in a namespace: deny %v warn %v", deny, warn)
 	}
-	if err := Join(CheckNamespace(ns, ix)); !errors.Is(err, ErrForbiddenPool) {
-		t.Fatalf("Join lost the sentinel: %v", err)
-	}
-	if Join(nil) != nil {
-		t.Fatal("Join(nil) != nil")
-	}
 }
 
 func TestDefaults(t *testing.T) {

@@ -10,10 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"k8s.io/apimachinery/pkg/util/wait"
-
-	"poolguard.dev/poolguard/internal/atomicfile"
-
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -135,5 +133,15 @@ func writeIfChanged(path string, b []byte, mode os.FileMode) (bool, error) {
 			return false, nil
 		}
 	}
-	return true, atomicfile.Write(path, b, mode)
+	// renameio.WriteFile would keep a wrong mode found on the host; the
+	// pending file is created with exactly mode, synced, then renamed.
+	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(mode))
+	if err != nil {
+		return true, err
+	}
+	defer func() { _ = f.Cleanup() }() // a no-op once replaced
+	if _, err := f.Write(b); err != nil {
+		return true, err
+	}
+	return true, f.CloseAtomicallyReplace()
 }

@@ -141,6 +141,13 @@ func TestRunFollowsRotationAtomically(t *testing.T) {
 		t.Fatalf("rewritten kubeconfig mode %v", fi.Mode())
 	}
 
+	// Somebody on the host opens the token to everyone: the next round
+	// puts the mode back, not just the content.
+	if err := os.Chmod(n.kubeconfig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { fi, err := os.Stat(n.kubeconfig); return err == nil && fi.Mode().Perm() == 0o600 })
+
 	if err := os.Remove(filepath.Join(n.bin, PluginName)); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"poolguard.dev/poolguard/test/harness"
+	"poolguard.dev/poolguard/test/netlab"
 )
 
 // Flags size the run; the defaults keep `make bench` to a few minutes on
@@ -35,7 +36,7 @@ var (
 // one API server and prints the table. It is a benchmark, not a test: it
 // asserts nothing about speed. Run it once: -bench Admission -benchtime 1x.
 func BenchmarkAdmission(b *testing.B) {
-	if err := CheckRanges(Ranges); err != nil {
+	if err := netlab.CheckRootFree(Ranges...); err != nil {
 		b.Fatal(err)
 	}
 	// A production-shaped logger that writes nowhere: controller-runtime

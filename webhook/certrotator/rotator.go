@@ -9,14 +9,12 @@ import (
 	"path/filepath"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
-
-	"poolguard.dev/poolguard/internal/atomicfile"
-
+	"github.com/google/renameio/v2"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
@@ -239,7 +237,7 @@ func (r *Rotator) writeFiles(data map[string][]byte) error {
 		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data[k]) {
 			continue
 		}
-		if err := atomicfile.Write(path, data[k], 0o600); err != nil {
+		if err := renameio.WriteFile(path, data[k], 0o600); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
