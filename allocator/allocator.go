@@ -28,7 +28,7 @@ type Allocator struct {
 	// DefaultMaxConflicts.
 	MaxConflicts int
 	// Serialize, when set, is held around each read-modify-write of a
-	// block. The CNI plugin passes a node-local file lock, so that the
+	// block, allocating or releasing. The CNI plugin passes a node-local file lock, so that the
 	// plugin processes of one node queue for their block instead of
 	// racing for it: a lost race costs the API server a read and a write
 	// for nothing. Correctness never depends on it: every write is still
@@ -43,9 +43,12 @@ type Request struct {
 	IfName      string
 	Pod         PodRef
 	Wants       []Want
-	// ClaimAbsent says the caller has just looked the claim up and found
-	// none, so Assign skips that read.
-	ClaimAbsent bool
+	// SkipClaimRead skips the lookup of an existing claim. Assign stays
+	// idempotent without it: a slot the attachment already holds in a
+	// block is reused, and an existing claim makes the claim's create
+	// fail, upon which Assign returns that claim and frees what it took.
+	// A repeated ADD then costs more; every first ADD one read less.
+	SkipClaimRead bool
 	// Affinity, when set, is the node's affinity the caller has just read
 	// (in parallel with its other reads), so Assign skips that read.
 	Affinity *Affinity
@@ -57,12 +60,12 @@ type Request struct {
 // Dual stack is all or nothing: if one family fails, the addresses already
 // taken for the others are released before the error is returned.
 //
-// Round trips on the common path (the node's block has room): GetClaim,
-// GetAffinity (shared pools skip it), then per family GetBlock and
-// UpdateBlock, then CreateClaim.
+// Round trips on the common path (the node's block has room): GetClaim
+// (unless skipped), GetAffinity (unless given; shared pools skip it), then
+// per family GetBlock and UpdateBlock, then CreateClaim.
 func (a *Allocator) Assign(ctx context.Context, req Request) (*Claim, error) {
 	id := ClaimID(req.Network, req.ContainerID, req.IfName)
-	if !req.ClaimAbsent {
+	if !req.SkipClaimRead {
 		if c, err := a.Store.GetClaim(ctx, id); err == nil {
 			return c, nil
 		} else if !errors.Is(err, ErrNotFound) {
@@ -144,14 +147,21 @@ func (a *Allocator) ReleaseClaim(ctx context.Context, c *Claim) error {
 // reassigned slot is success with nothing freed.
 func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr netip.Addr, claim string, seq uint64) (bool, error) {
 	for try := 0; ; try++ {
-		b, err := a.Store.GetBlock(ctx, block)
-		if errors.Is(err, ErrNotFound) {
-			return false, nil
-		}
+		unlock, err := a.lock(ctx)
 		if err != nil {
 			return false, err
 		}
+		b, err := a.Store.GetBlock(ctx, block)
+		if errors.Is(err, ErrNotFound) {
+			unlock()
+			return false, nil
+		}
+		if err != nil {
+			unlock()
+			return false, err
+		}
 		if !b.Release(addr, claim, seq) {
+			unlock()
 			if b.Cached {
 				// A possibly stale copy says there is nothing to free:
 				// ask the store itself.
@@ -161,6 +171,7 @@ func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr ne
 			return false, nil
 		}
 		err = a.Store.UpdateBlock(ctx, b)
+		unlock()
 		if err == nil {
 			return true, nil
 		}
@@ -177,6 +188,9 @@ func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr ne
 // was never written.
 func (a *Allocator) releaseOrphans(ctx context.Context, id string) error {
 	aff, err := a.Store.GetAffinity(ctx, a.Node)
+	if err == nil && aff.Cached {
+		aff, err = a.Store.GetAffinity(ctx, a.Node)
+	}
 	if err != nil {
 		return err
 	}
@@ -281,7 +295,7 @@ func (st *assignState) family(ctx context.Context, w Want) (Assigned, error) {
 // MaxContendedBlocks) to spread the burst, and only then waits its turn.
 func (st *assignState) pool(ctx context.Context, p Pool) (Assigned, error) {
 	if p.Shared() {
-		return st.in(ctx, p, p.CIDR, nil, true, 0)
+		return st.in(ctx, p, p.CIDR, inOpts{create: true})
 	}
 	if st.aff == nil {
 		aff, err := st.a.Store.GetAffinity(ctx, st.a.Node)
@@ -291,22 +305,62 @@ func (st *assignState) pool(ctx context.Context, p Pool) (Assigned, error) {
 		st.aff = aff
 	}
 	held := st.aff.Blocks[p.Name]
-	// tryAll tries each held block once; ok says it allocated.
+	// tryAll tries each held block once; ok says it allocated. A block
+	// whose possibly stale cached copy says it is full is tried last, on
+	// a fresh read, and only if no other block had room: a node's full
+	// blocks then cost no API request, however many it holds.
 	tryAll := func(patience int) (as Assigned, ok, contended bool, err error) {
+		// Without the node lock, the node's processes start at a random
+		// block to spread their races. With it there are no races on the
+		// node, and the same order every time makes an ADD retried after
+		// a crash retrace the crashed one's path to the slot it took.
 		start := 0
-		if len(held) > 1 {
+		if len(held) > 1 && st.a.Serialize == nil {
 			start = rand.IntN(len(held))
 		}
-		for k := range held {
-			as, err := st.in(ctx, p, held[(start+k)%len(held)], nil, false, patience)
+		var full []netip.Prefix
+		try := func(cidr netip.Prefix, o inOpts) (bool, error) {
+			as, err = st.in(ctx, p, cidr, o)
 			switch {
 			case err == nil:
-				return as, true, false, nil
+				return true, nil
+			case errors.Is(err, errCachedFull):
+				full = append(full, cidr)
 			case errors.Is(err, errContended):
 				contended = true
 			case errors.Is(err, ErrExhausted), errors.Is(err, ErrNotFound):
 			default:
+				return false, err
+			}
+			return false, nil
+		}
+		for k := range held {
+			if ok, err = try(held[(start+k)%len(held)], inOpts{patience: patience, deferCachedFull: true}); ok || err != nil {
+				return as, ok, false, err
+			}
+		}
+		if len(full) > 0 && st.aff.Cached {
+			// Another process of this node may have claimed a block
+			// since the cached affinity was written: one read of the
+			// affinity costs less than confirming every full block.
+			aff, err := st.a.Store.GetAffinity(ctx, st.a.Node)
+			if err != nil {
 				return Assigned{}, false, false, err
+			}
+			st.aff = aff
+			for _, cidr := range aff.Blocks[p.Name] {
+				if slices.Contains(held, cidr) {
+					continue
+				}
+				if ok, err = try(cidr, inOpts{patience: patience, deferCachedFull: true}); ok || err != nil {
+					return as, ok, false, err
+				}
+			}
+			held = aff.Blocks[p.Name]
+		}
+		for _, cidr := range full {
+			if ok, err = try(cidr, inOpts{patience: patience}); ok || err != nil {
+				return as, ok, false, err
 			}
 		}
 		return Assigned{}, false, contended, nil
@@ -364,14 +418,14 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool, claimOnly bool
 			if err := st.addAffinity(ctx, p.Name, b.CIDR); err != nil {
 				return Assigned{}, err
 			}
-			if as, err := st.in(ctx, p, b.CIDR, b, false, 0); !errors.Is(err, ErrExhausted) {
+			if as, err := st.in(ctx, p, b.CIDR, inOpts{block: b}); !errors.Is(err, ErrExhausted) {
 				return as, err
 			}
 		}
 		// A crash after taking a slot in a borrowed block: reuse it.
 		if b.Node != st.a.Node {
 			if _, _, ok := b.Find(st.id); ok {
-				return st.in(ctx, p, b.CIDR, b, false, 0)
+				return st.in(ctx, p, b.CIDR, inOpts{block: b})
 			}
 		}
 	}
@@ -396,7 +450,7 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool, claimOnly bool
 		if err := st.addAffinity(ctx, p.Name, cidr); err != nil {
 			return Assigned{}, err
 		}
-		return st.in(ctx, p, cidr, nb, false, 0)
+		return st.in(ctx, p, cidr, inOpts{block: nb})
 	}
 	if claimOnly {
 		return Assigned{}, errNoUnclaimed
@@ -408,7 +462,7 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool, claimOnly bool
 		if b.Free() == 0 {
 			continue
 		}
-		as, err := st.in(ctx, p, b.CIDR, b, false, 0)
+		as, err := st.in(ctx, p, b.CIDR, inOpts{block: b})
 		if errors.Is(err, ErrExhausted) || errors.Is(err, ErrNotFound) {
 			continue
 		}
@@ -417,11 +471,26 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool, claimOnly bool
 	return Assigned{}, fmt.Errorf("%w: every block of pool %q (%s) is full", ErrExhausted, p.Name, p.CIDR)
 }
 
-// in takes a slot in one block, retrying on write conflicts. b is the block
-// when the caller has just read it. create makes the (shared) block when it
-// does not exist yet. patience > 0 gives up with errContended after that
-// many conflicts in a row.
-func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Block, create bool, patience int) (Assigned, error) {
+// inOpts tune one call of in.
+type inOpts struct {
+	// block is the block when the caller has just read it.
+	block *Block
+	// create makes the (shared) block when it does not exist yet.
+	create bool
+	// patience > 0 gives up with errContended after that many conflicts
+	// in a row.
+	patience int
+	// deferCachedFull returns errCachedFull, instead of reading the block
+	// again, when a cached copy says it is full.
+	deferCachedFull bool
+}
+
+// errCachedFull: a possibly stale cached copy says the block is full.
+var errCachedFull = errors.New("block full (cached copy)")
+
+// in takes a slot in one block, retrying on write conflicts.
+func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, o inOpts) (Assigned, error) {
+	b := o.block
 	for try := 0; ; try++ {
 		unlock, err := st.a.lock(ctx)
 		if err != nil {
@@ -429,7 +498,7 @@ func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Blo
 		}
 		if b == nil {
 			b, err = st.a.Store.GetBlock(ctx, cidr)
-			if errors.Is(err, ErrNotFound) && create {
+			if errors.Is(err, ErrNotFound) && o.create {
 				b = NewBlock(p, cidr, "")
 				if err = st.a.Store.CreateBlock(ctx, b); errors.Is(err, ErrExists) {
 					unlock()
@@ -444,6 +513,10 @@ func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Blo
 		}
 		nb := b.Clone()
 		addr, seq, changed, err := nb.Allocate(st.id)
+		if errors.Is(err, ErrExhausted) && b.Cached && o.deferCachedFull {
+			unlock()
+			return Assigned{}, errCachedFull
+		}
 		if (err != nil || !changed) && b.Cached {
 			// Full or already held, by a copy that may be stale: read
 			// the block itself before deciding.
@@ -469,7 +542,7 @@ func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, b *Blo
 		if !errors.Is(err, ErrConflict) {
 			return Assigned{}, err
 		}
-		if patience > 0 && try+1 >= patience {
+		if o.patience > 0 && try+1 >= o.patience {
 			return Assigned{}, errContended
 		}
 		if err := st.a.backoff(ctx, try); err != nil {
@@ -486,6 +559,7 @@ func (st *assignState) addAffinity(ctx context.Context, pool string, cidr netip.
 			return nil
 		}
 		next := st.aff.Clone()
+		next.Cached = false // once written, it is the store's version
 		next.Blocks[pool] = append(next.Blocks[pool], cidr)
 		err := st.a.Store.SaveAffinity(ctx, next)
 		if err == nil {

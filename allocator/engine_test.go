@@ -262,6 +262,47 @@ func TestIdempotence(t *testing.T) {
 	}
 }
 
+// TestIdempotenceWithoutClaimRead: with SkipClaimRead, as the plugin
+// asks, a repeated ADD still returns the attachment's address and leaves
+// it holding exactly one slot, even when another of the node's blocks has
+// room (where the repeat may take a slot before finding the claim).
+func TestIdempotenceWithoutClaimRead(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	p := mkPool(t, "p", "198.51.100.0/24", 29)
+	a := &allocator.Allocator{Store: mem, Node: "n"}
+	wants := []allocator.Want{want(policy.IPv4, p)}
+	for i := range 8 { // the first block full, the second with room
+		if _, err := a.Assign(ctx, allocator.Request{ContainerID: fmt.Sprint("fill-", i), IfName: "eth0", Wants: wants}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Release(ctx, "", "fill-3", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	req := allocator.Request{ContainerID: "ctr", IfName: "eth0", Wants: wants, SkipClaimRead: true}
+	first, err := a.Assign(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := allocator.ClaimID("", "ctr", "eth0")
+	for i := range 10 {
+		c, err := a.Assign(ctx, req)
+		if err != nil || len(c.Addresses) != 1 || c.Addresses[0] != first.Addresses[0] {
+			t.Fatalf("repeat %d: %+v, %v; want %+v", i, c, err, first.Addresses)
+		}
+		held := 0
+		for _, b := range mem.Blocks() {
+			if _, _, ok := b.Find(id); ok {
+				held++
+			}
+		}
+		if held != 1 {
+			t.Fatalf("repeat %d: the attachment holds %d slots, want 1", i, held)
+		}
+	}
+}
+
 // TestFailedClaimWriteRollsBack: when the claim cannot be written the
 // addresses are released, not leaked.
 func TestFailedClaimWriteRollsBack(t *testing.T) {
@@ -402,5 +443,99 @@ func TestStaleCachedBlock(t *testing.T) {
 	_, err = b.Assign(ctx, req("one"))
 	if !errors.Is(err, allocator.ErrExhausted) {
 		t.Fatalf("re-ADD of a released attachment on a stale copy: %v, want ErrExhausted", err)
+	}
+}
+
+// cacheStore serves each block's first read in an Assign from an exact
+// cached copy, as the plugin's node-local cache does when the node lock
+// queues its processes, and counts the reads that reach the store.
+type cacheStore struct {
+	*memstore.Store
+	read       map[netip.Prefix]bool
+	storeReads int
+	// aff, when set, is served Cached on the first affinity read.
+	aff *allocator.Affinity
+}
+
+func (s *cacheStore) GetAffinity(ctx context.Context, node string) (*allocator.Affinity, error) {
+	if a := s.aff; a != nil {
+		s.aff = nil
+		a.Cached = true
+		return a, nil
+	}
+	return s.Store.GetAffinity(ctx, node)
+}
+
+func (s *cacheStore) GetBlock(ctx context.Context, cidr netip.Prefix) (*allocator.Block, error) {
+	b, err := s.Store.GetBlock(ctx, cidr)
+	if err == nil && !s.read[cidr] {
+		s.read[cidr] = true
+		b.Cached = true
+		return b, nil
+	}
+	s.storeReads++
+	return b, err
+}
+
+// TestFullBlocksCostNoReads: a node holding many full blocks allocates from
+// the one with room without reading the full ones from the store, so an
+// ADD's cost does not grow with the addresses its node holds; once every
+// block is full, each is confirmed on a fresh read before a new one is
+// claimed.
+func TestFullBlocksCostNoReads(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	p := mkPool(t, "p", "198.18.0.0/24", 29) // blocks of 8 addresses
+	a := &allocator.Allocator{Store: mem, Node: "n"}
+	wants := []allocator.Want{want(policy.IPv4, p)}
+	assign := func(a *allocator.Allocator, ctr string) *allocator.Claim {
+		t.Helper()
+		c, err := a.Assign(ctx, allocator.Request{ContainerID: ctr, IfName: "eth0", Wants: wants})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for i := range 8*8 - 2 { // 8 blocks; the first loses the pool's network address
+		assign(a, fmt.Sprintf("fill-%d", i))
+	}
+	aff, _ := mem.GetAffinity(ctx, "n")
+	if n := len(aff.Blocks["p"]); n != 8 {
+		t.Fatalf("node holds %d blocks, want 8", n)
+	}
+	// One address left in the last block: each of 20 tries (random start
+	// among the 8 blocks) must find it without a store read.
+	last := aff.Blocks["p"][7]
+	for i := range 20 {
+		st := &cacheStore{Store: mem, read: map[netip.Prefix]bool{}}
+		c := assign(&allocator.Allocator{Store: st, Node: "n"}, fmt.Sprintf("probe-%d", i))
+		if st.storeReads != 0 {
+			t.Fatalf("try %d: %d block reads reached the store, want 0", i, st.storeReads)
+		}
+		if c.Addresses[0].Block != last {
+			t.Fatalf("got %s in %s, want the free slot in %s", c.Addresses[0].Addr, c.Addresses[0].Block, last)
+		}
+		if err := a.Release(ctx, "", fmt.Sprintf("probe-%d", i), "eth0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every block full: all 8 are read again before a ninth is claimed.
+	assign(a, "fill-last")
+	stale, _ := mem.GetAffinity(ctx, "n")
+	st := &cacheStore{Store: mem, read: map[netip.Prefix]bool{}}
+	c := assign(&allocator.Allocator{Store: st, Node: "n"}, "next")
+	if st.storeReads < 8 {
+		t.Fatalf("%d store reads before claiming a new block, want every full block confirmed (8)", st.storeReads)
+	}
+	if aff, _ := mem.GetAffinity(ctx, "n"); len(aff.Blocks["p"]) != 9 || !aff.Has("p", c.Addresses[0].Block) {
+		t.Fatalf("after the node's blocks filled: %v, address %s", aff.Blocks["p"], c.Addresses[0].Addr)
+	}
+	// Another process, whose cached affinity predates the ninth block,
+	// finds it by reading the affinity again, not by confirming the 8
+	// full blocks.
+	st = &cacheStore{Store: mem, read: map[netip.Prefix]bool{}, aff: stale}
+	c2 := assign(&allocator.Allocator{Store: st, Node: "n"}, "after")
+	if st.storeReads != 0 || c2.Addresses[0].Block != c.Addresses[0].Block {
+		t.Fatalf("stale cached affinity: %d block reads reached the store, address %s; want 0 and one in %s", st.storeReads, c2.Addresses[0].Addr, c.Addresses[0].Block)
 	}
 }

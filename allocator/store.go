@@ -10,6 +10,11 @@ type Affinity struct {
 	Node    string
 	Blocks  map[string][]netip.Prefix
 	Version string // empty: not stored yet
+	// Cached marks a copy that may be stale, as Block.Cached. The engine
+	// uses it to find the node's blocks (a block it lacks is found and
+	// adopted when the node claims one; a write on a stale copy fails)
+	// and reads again before a decision that writes nothing.
+	Cached bool
 }
 
 // Has reports whether the node holds the block.
@@ -59,7 +64,8 @@ type Store interface {
 	PoolBlocks(ctx context.Context, pool string) ([]*Block, error)
 
 	// GetAffinity returns the node's affinity, or an empty one with no
-	// Version when the node holds no block yet.
+	// Version when the node holds no block yet. Like GetBlock, it may
+	// return a Cached copy on the caller's first read.
 	GetAffinity(ctx context.Context, node string) (*Affinity, error)
 	// SaveAffinity creates (no Version) or updates (Version guarded) it.
 	SaveAffinity(ctx context.Context, a *Affinity) error

@@ -260,3 +260,50 @@ func TestCollectorNeverFreesReassigned(t *testing.T) {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, allocator.ErrNotFound) }
+
+// TestCollectorFreesSlotsTheClaimDoesNotRecord: an ADD killed after its
+// block write, then retried, may take a slot in another block before it
+// writes the claim. The first slot names an existing claim that does not
+// record it: the collector frees it and keeps the claim's own.
+func TestCollectorFreesSlotsTheClaimDoesNotRecord(t *testing.T) {
+	ctx := context.Background()
+	p := mkPool(t, "retried-pool", "203.0.113.0/27") // two /28 blocks
+	st := kubestore.Store{Client: kc}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "retried"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+	if err := kc.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	a := &allocator.Allocator{Store: st, Node: "retry-node"}
+	c := assign(t, a, p, "retried", allocator.PodRef{Namespace: "default", Name: "retried", UID: string(pod.UID)})
+	// The killed attempt's slot, in the pool's other block.
+	other := netip.MustParsePrefix("203.0.113.16/28")
+	if c.Addresses[0].Block == other {
+		other = netip.MustParsePrefix("203.0.113.0/28")
+	}
+	blk := allocator.NewBlock(p, other, "retry-node")
+	stray, _, _, _ := blk.Allocate(c.ID)
+	if err := st.CreateBlock(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	gc := &controller.Collector{Reader: kc, Live: kc, Store: st, GracePeriod: time.Hour, Log: testr.New(t)}
+	if rep, err := gc.Sweep(ctx); err != nil || rep.SlotsReleased != 0 || rep.Suspects < 1 {
+		t.Fatalf("inside the grace period: %+v %v", rep, err)
+	}
+	gc.GracePeriod = 0
+	if rep, err := gc.Sweep(ctx); err != nil || rep.SlotsReleased != 1 {
+		t.Fatalf("after the grace period: %+v %v, want the stray slot %s freed", rep, err, stray)
+	}
+	if b, _ := st.GetBlock(ctx, other); len(b.Slots) != 0 {
+		t.Fatalf("stray slot %s still held: %v", stray, b.Slots)
+	}
+	own, err := st.GetBlock(ctx, c.Addresses[0].Block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr, _, ok := own.Find(c.ID); !ok || addr != c.Addresses[0].Addr {
+		t.Fatalf("the claim's own %s was freed", c.Addresses[0].Addr)
+	}
+	if _, err := st.GetClaim(ctx, c.ID); err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+}

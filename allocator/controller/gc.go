@@ -105,13 +105,14 @@ func (c *Collector) Sweep(ctx context.Context) (Report, error) {
 	for _, n := range nodes.Items {
 		nodeExists[n.Name] = true
 	}
-	claimExists := make(map[string]bool, len(claims.Items))
+	// lists holds, per claim, the slots it records ("addr/seq").
+	lists := make(map[string]map[string]bool, len(claims.Items))
 	var errs []error
 
 	// Claims whose pod is gone.
 	for i := range claims.Items {
 		o := &claims.Items[i]
-		claimExists[o.Name] = true
+		lists[o.Name] = listedSlots(o)
 		key := types.NamespacedName{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name}
 		if uid, ok := podUID[key]; ok && (o.Spec.Pod.UID == "" || string(uid) == o.Spec.Pod.UID) {
 			continue
@@ -129,7 +130,8 @@ func (c *Collector) Sweep(ctx context.Context) (Report, error) {
 		}
 	}
 
-	// Slots whose claim does not exist, and empty blocks nobody holds.
+	// Slots whose claim does not exist or does not record them, and empty
+	// blocks nobody holds.
 	for i := range blocks.Items {
 		o := &blocks.Items[i]
 		b, err := kubestore.BlockFromAPI(o)
@@ -138,10 +140,10 @@ func (c *Collector) Sweep(ctx context.Context) (Report, error) {
 			continue
 		}
 		for off, s := range b.Slots {
-			if claimExists[s.Claim] {
+			addr := b.Addr(off)
+			if lists[s.Claim][slotKey(addr, s.Seq)] {
 				continue
 			}
-			addr := b.Addr(off)
 			if !due(fmt.Sprintf("slot/%s/%d/%s/%d", o.Name, off, s.Claim, s.Seq)) {
 				continue
 			}
@@ -198,22 +200,31 @@ func (c *Collector) releaseClaim(ctx context.Context, seen *v1alpha1.IPAMClaim) 
 	return true, nil
 }
 
-// releaseOrphan frees a slot whose claim was never written, if the claim
-// still does not exist; the sequence number guards against reassignment.
+// releaseOrphan frees a slot that no claim records, re-reading the claim
+// it names first: either the claim was never written (an ADD killed
+// half-way), or it records other addresses (an ADD killed after its block
+// write, then retried, took a slot in another block before writing the
+// claim). A claim is written after all its slots, so once it exists a slot
+// it does not record is nobody's. The sequence number guards against
+// reassignment.
 func (c *Collector) releaseOrphan(ctx context.Context, block netip.Prefix, addr netip.Addr, s allocator.Slot) (bool, error) {
 	var o v1alpha1.IPAMClaim
 	err := c.Live.Get(ctx, types.NamespacedName{Name: s.Claim}, &o)
-	if err == nil {
+	if err == nil && listedSlots(&o)[slotKey(addr, s.Seq)] {
 		return false, nil
 	}
-	if !apierrors.IsNotFound(err) {
+	if err != nil && !apierrors.IsNotFound(err) {
 		return false, err
+	}
+	why := "its claim was never written (ADD interrupted)"
+	if err == nil {
+		why = "its claim records other addresses (ADD interrupted, then retried)"
 	}
 	a := &allocator.Allocator{Store: c.Store}
 	if freed, err := a.ReleaseSlot(ctx, block, addr, s.Claim, s.Seq); err != nil || !freed {
 		return false, err
 	}
-	c.Log.Info("released an address whose claim was never written (ADD interrupted)", "address", addr.String(), "block", block.String(), "claim", s.Claim, "seq", s.Seq)
+	c.Log.Info("released an address no claim holds: "+why, "address", addr.String(), "block", block.String(), "claim", s.Claim, "seq", s.Seq)
 	return true, nil
 }
 
@@ -271,6 +282,19 @@ func (c *Collector) dropAffinity(ctx context.Context, node, pool string, cidr ne
 	}
 	return fmt.Errorf("%w: affinity of node %s", allocator.ErrBusy, node)
 }
+
+// listedSlots returns the slots a claim records, as slotKey.
+func listedSlots(o *v1alpha1.IPAMClaim) map[string]bool {
+	out := make(map[string]bool, len(o.Spec.Addresses))
+	for _, a := range o.Spec.Addresses {
+		if addr, err := netip.ParseAddr(a.Address); err == nil {
+			out[slotKey(addr, uint64(a.Seq))] = true
+		}
+	}
+	return out
+}
+
+func slotKey(addr netip.Addr, seq uint64) string { return fmt.Sprintf("%s/%d", addr, seq) }
 
 func addrsOf(c *allocator.Claim) []string {
 	out := make([]string, len(c.Addresses))

@@ -115,9 +115,17 @@ func (s *Store) CreateBlock(_ context.Context, b *allocator.Block) error {
 		return fmt.Errorf("block %s: %w", b.CIDR, allocator.ErrExists)
 	}
 	b.Version = s.next()
-	s.blocks[b.CIDR] = b.Clone()
+	s.blocks[b.CIDR] = stored(b)
 	s.Writes++
 	return nil
+}
+
+// stored is the copy the store keeps: what it hands out is never a cached
+// copy, whatever the writer's block was read from.
+func stored(b *allocator.Block) *allocator.Block {
+	c := b.Clone()
+	c.Cached = false
+	return c
 }
 
 // UpdateBlock implements allocator.Store.
@@ -133,7 +141,7 @@ func (s *Store) UpdateBlock(_ context.Context, b *allocator.Block) error {
 		return fmt.Errorf("block %s: %w", b.CIDR, allocator.ErrConflict)
 	}
 	b.Version = s.next()
-	s.blocks[b.CIDR] = b.Clone()
+	s.blocks[b.CIDR] = stored(b)
 	s.Writes++
 	return nil
 }

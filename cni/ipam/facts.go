@@ -24,20 +24,21 @@ var ErrPodGone = errors.New("pod not found")
 type facts struct {
 	pod      allocator.PodFacts
 	pools    []allocator.Pool
-	claim    *allocator.Claim // nil: none yet
 	affinity *allocator.Affinity
 }
 
 // cachedGet reads from the API server's watch cache (resourceVersion 0):
 // no etcd round trip. Used for what is read-only here and changes rarely
 // (pod annotations are frozen; labels and pools change by hand); never for
-// the claim, the affinity or blocks, which feed conditional writes.
+// the affinity or blocks, which feed conditional writes.
 var cachedGet = &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}}
 
 // readFacts issues the ADD's reads in parallel: the pod (unless the runtime
-// passed its annotations), its namespace, the node, the IPPools, the claim
-// and the node's affinity. One round trip of latency, six requests.
-func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cfg *Config, pod allocator.PodRef, claimID string) (facts, error) {
+// passed its annotations), its namespace, the node and the IPPools, and
+// the node's affinity (from the node-local cache when it has a copy). One
+// round trip of latency, four or five requests. The attachment's claim is
+// not read: Assign finds an existing one when it writes its own.
+func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cache *blockCache, cfg *Config, pod allocator.PodRef) (facts, error) {
 	var (
 		f    = facts{pod: allocator.PodFacts{Pod: pod, Node: cfg.Node}}
 		wg   sync.WaitGroup
@@ -112,15 +113,7 @@ func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cfg *Co
 		return err
 	})
 	run(func() error {
-		cl, err := st.GetClaim(ctx, claimID)
-		if errors.Is(err, allocator.ErrNotFound) {
-			return nil
-		}
-		f.claim = cl
-		return err
-	})
-	run(func() error {
-		a, err := st.GetAffinity(ctx, cfg.Node)
+		a, err := cache.GetAffinity(ctx, cfg.Node)
 		f.affinity = a
 		return err
 	})

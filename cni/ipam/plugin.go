@@ -51,6 +51,7 @@ type session struct {
 	cfg    *Config
 	client client.Client
 	store  kubestore.Store
+	cache  *blockCache // store, with the node-local copies
 	alloc  *allocator.Allocator
 }
 
@@ -73,7 +74,7 @@ func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.Ca
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	cached := newBlockCache(st, filepath.Join(cfg.LockDir, cfg.Node))
 	alloc := &allocator.Allocator{Store: cached, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, p.log().Warn)}
-	return &session{cfg: cfg, client: c, store: st, alloc: alloc}, ctx, cancel, nil
+	return &session{cfg: cfg, client: c, store: st, cache: cached, alloc: alloc}, ctx, cancel, nil
 }
 
 // Add allocates the pod's addresses, or returns those it already holds.
@@ -101,7 +102,7 @@ func (p *Plugin) add(args *skel.CmdArgs) error {
 	}
 	t1 := time.Now()
 	network := s.cfg.Net.Name
-	f, err := readFacts(ctx, s.client, s.store, s.cfg, pod, allocator.ClaimID(network, args.ContainerID, args.IfName))
+	f, err := readFacts(ctx, s.client, s.store, s.cache, s.cfg, pod)
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", pod, err)
 	}
@@ -109,28 +110,38 @@ func (p *Plugin) add(args *skel.CmdArgs) error {
 	defer func() {
 		p.log().Debug("ADD phases", "pod", pod.String(), "setup", t1.Sub(t0), "reads", t2.Sub(t1), "allocate", time.Since(t2))
 	}()
-	claim := f.claim
-	if claim == nil {
-		wants, err := allocator.Choose(f.pod, f.pools, s.cfg.FailSafe)
-		if err != nil {
-			// The pools came from the watch cache; before refusing the
-			// pod, make sure a pool just created or changed is seen.
-			if f.pools, err = s.store.Pools(ctx, false); err != nil {
-				return err
-			}
-			if wants, err = allocator.Choose(f.pod, f.pools, s.cfg.FailSafe); err != nil {
-				return err
-			}
-		}
-		claim, err = s.alloc.Assign(ctx, allocator.Request{
-			Network: network, ContainerID: args.ContainerID, IfName: args.IfName, Pod: pod,
-			Wants: wants, ClaimAbsent: true, Affinity: f.affinity,
-		})
-		if err != nil {
-			return err
+	claim, err := p.assign(ctx, s, f, allocator.Request{
+		Network: network, ContainerID: args.ContainerID, IfName: args.IfName, Pod: pod,
+		SkipClaimRead: true, Affinity: f.affinity,
+	})
+	if err != nil {
+		// A repeated ADD returns the addresses the attachment holds,
+		// even if its pools would refuse it now.
+		if c, gerr := s.alloc.Get(ctx, network, args.ContainerID, args.IfName); gerr == nil {
+			claim, err = c, nil
 		}
 	}
+	if err != nil {
+		return err
+	}
 	return p.print(resultOf(claim), s.cfg.Net.CNIVersion)
+}
+
+// assign chooses the pools for the pod and allocates.
+func (p *Plugin) assign(ctx context.Context, s *session, f facts, req allocator.Request) (*allocator.Claim, error) {
+	wants, err := allocator.Choose(f.pod, f.pools, s.cfg.FailSafe)
+	if err != nil {
+		// The pools came from the watch cache; before refusing the pod,
+		// make sure a pool just created or changed is seen.
+		if f.pools, err = s.store.Pools(ctx, false); err != nil {
+			return nil, err
+		}
+		if wants, err = allocator.Choose(f.pod, f.pools, s.cfg.FailSafe); err != nil {
+			return nil, err
+		}
+	}
+	req.Wants = wants
+	return s.alloc.Assign(ctx, req)
 }
 
 // Del releases the attachment's addresses. It succeeds when there is
