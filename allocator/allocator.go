@@ -196,10 +196,13 @@ func (a *Allocator) releaseOrphans(ctx context.Context, id string) error {
 	}
 	for _, cidrs := range aff.Blocks {
 		for _, cidr := range cidrs {
+			// A cached copy is enough to find the slot (ReleaseSlot
+			// reads the block again before freeing it). One that
+			// misses a slot written just before a crash leaves that
+			// slot to the cluster's garbage collector: DEL is best
+			// effort, and reading every block of the node would make
+			// each DEL without a claim cost a request per block.
 			b, err := a.Store.GetBlock(ctx, cidr)
-			if err == nil && b.Cached {
-				b, err = a.Store.GetBlock(ctx, cidr)
-			}
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}

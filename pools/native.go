@@ -1,24 +1,19 @@
 // Package pools adapts the IPPool resources of each mode (poolguard's own,
-// later Calico's) to the one pool model the policy works on, and serves
-// them from an informer cache so that admission makes no API call.
+// later Calico's) to the one pool model the policy works on. It is pure
+// and light: the CNI plugin links it, and every import costs each plugin
+// process start-up time. Package source serves the pools from informer
+// caches for admission.
 package pools
 
 import (
-	"context"
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
 )
-
-// Source returns a snapshot of the pools the policy checks against.
-type Source interface {
-	Snapshot(ctx context.Context) (*policy.Index, error)
-}
 
 // FromIPPool converts poolguard's IPPool to the policy's pool model. It
 // fails on a pool that could never have passed validation (a bad CIDR or
@@ -55,24 +50,4 @@ func selector(s *metav1.LabelSelector) (labels.Selector, error) {
 		return nil, nil
 	}
 	return metav1.LabelSelectorAsSelector(s)
-}
-
-// Native serves poolguard's IPPools from a (cached) reader.
-type Native struct {
-	Reader client.Reader
-}
-
-// Snapshot lists the IPPools and indexes them.
-func (n Native) Snapshot(ctx context.Context) (*policy.Index, error) {
-	var list v1alpha1.IPPoolList
-	if err := n.Reader.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("listing IPPools: %w", err)
-	}
-	out := make([]policy.Pool, 0, len(list.Items))
-	for i := range list.Items {
-		if p, err := FromIPPool(&list.Items[i]); err == nil {
-			out = append(out, p)
-		}
-	}
-	return policy.NewIndex(out), nil
 }

@@ -31,6 +31,8 @@ import (
 var (
 	env *harness.Env
 	kc  client.Client
+	// lean is the allocator store's own client.
+	lean *kubestore.Client
 )
 
 func TestMain(m *testing.M) {
@@ -40,7 +42,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	kc, err = kubestore.NewClient(env.Config)
+	if kc, err = harness.Client(env.Config); err == nil {
+		lean, err = kubestore.NewClient(env.Config)
+	}
 	code := 1
 	if err == nil {
 		code = m.Run()
@@ -122,7 +126,7 @@ func TestPoolStatusAndDeletion(t *testing.T) {
 	startManager(t, controller.Options{GracePeriod: time.Hour, Interval: time.Hour})
 	ctx := context.Background()
 	p := mkPool(t, "status-pool", "198.18.200.0/27")
-	a := &allocator.Allocator{Store: kubestore.Store{Client: kc}, Node: "status-node"}
+	a := &allocator.Allocator{Store: kubestore.Store{Client: lean}, Node: "status-node"}
 	var claims []*allocator.Claim
 	for i := 0; i < 5; i++ {
 		claims = append(claims, assign(t, a, p, fmt.Sprint("status-", i), allocator.PodRef{Namespace: "default", Name: fmt.Sprint("p", i)}))
@@ -179,18 +183,18 @@ func TestCollectorInManager(t *testing.T) {
 	if err := kc.Create(ctx, live); err != nil {
 		t.Fatal(err)
 	}
-	a := &allocator.Allocator{Store: kubestore.Store{Client: kc}, Node: "gc-node"}
+	a := &allocator.Allocator{Store: kubestore.Store{Client: lean}, Node: "gc-node"}
 	keep := assign(t, a, p, "gc-live", allocator.PodRef{Namespace: "default", Name: "gc-live", UID: string(live.UID)})
 	gone := assign(t, a, p, "gc-gone", allocator.PodRef{Namespace: "default", Name: "gc-gone", UID: "3b0e7e2c-0000-0000-0000-000000000000"})
 	// A second node's block, emptied, and the node deleted.
-	b := &allocator.Allocator{Store: kubestore.Store{Client: kc}, Node: "gc-node-deleted"}
+	b := &allocator.Allocator{Store: kubestore.Store{Client: lean}, Node: "gc-node-deleted"}
 	c := assign(t, b, p, "gc-other", allocator.PodRef{Namespace: "default", Name: "gc-live", UID: string(live.UID)})
 	if err := b.ReleaseClaim(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 
 	startManager(t, controller.Options{GracePeriod: time.Nanosecond, Interval: 200 * time.Millisecond})
-	st := kubestore.Store{Client: kc}
+	st := kubestore.Store{Client: lean}
 	eventually(t, "gone pod's address freed, live pod's kept, empty block of the deleted node deleted", func() (bool, string) {
 		_, errGone := st.GetClaim(ctx, gone.ID)
 		_, errKeep := st.GetClaim(ctx, keep.ID)
@@ -216,7 +220,7 @@ func TestCollectorInManager(t *testing.T) {
 func TestCollectorNeverFreesReassigned(t *testing.T) {
 	ctx := context.Background()
 	p := mkPool(t, "reassign-pool", "198.51.100.0/30") // 2 usable: forces reuse
-	st := kubestore.Store{Client: kc}
+	st := kubestore.Store{Client: lean}
 	// The orphan: a slot naming a claim that was never written.
 	blk := allocator.NewBlock(p, p.CIDR, "")
 	addr, _, _, _ := blk.Allocate("c-never-written")
@@ -268,7 +272,7 @@ func isNotFound(err error) bool { return errors.Is(err, allocator.ErrNotFound) }
 func TestCollectorFreesSlotsTheClaimDoesNotRecord(t *testing.T) {
 	ctx := context.Background()
 	p := mkPool(t, "retried-pool", "203.0.113.0/27") // two /28 blocks
-	st := kubestore.Store{Client: kc}
+	st := kubestore.Store{Client: lean}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "retried"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
 	if err := kc.Create(ctx, pod); err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ func Setup(mgr manager.Manager, o Options) error {
 	if err := v1alpha1.AddToScheme(mgr.GetScheme()); err != nil {
 		return err
 	}
-	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient()})
+	direct, err := kubestore.NewClient(mgr.GetConfig())
 	if err != nil {
 		return fmt.Errorf("allocator controllers: client: %w", err)
 	}

@@ -9,10 +9,6 @@ import (
 	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
@@ -23,9 +19,9 @@ import (
 
 // Store implements allocator.Store on the Kubernetes API.
 type Store struct {
-	// Client must reach the API server directly (not a cache): every read
-	// feeds a conditional write.
-	Client client.Client
+	// Client reaches the API server directly (no cache): every read but
+	// the pools' feeds a conditional write.
+	Client *Client
 }
 
 var _ allocator.Store = Store{}
@@ -33,7 +29,7 @@ var _ allocator.Store = Store{}
 // GetClaim implements allocator.Store.
 func (s Store) GetClaim(ctx context.Context, id string) (*allocator.Claim, error) {
 	var o v1alpha1.IPAMClaim
-	if err := s.Client.Get(ctx, types.NamespacedName{Name: id}, &o); err != nil {
+	if err := s.Client.Get(ctx, Claims, id, ReadOpts{}, &o); err != nil {
 		return nil, wrap(err, "IPAMClaim", id)
 	}
 	return ClaimFromAPI(&o)
@@ -43,7 +39,7 @@ func (s Store) GetClaim(ctx context.Context, id string) (*allocator.Claim, error
 func (s Store) CreateClaim(ctx context.Context, c *allocator.Claim) error {
 	o := ClaimToAPI(c)
 	o.ResourceVersion = ""
-	if err := s.Client.Create(ctx, o); err != nil {
+	if err := s.Client.Create(ctx, Claims, o); err != nil {
 		return wrap(err, "IPAMClaim", c.ID)
 	}
 	c.Version = o.ResourceVersion
@@ -52,16 +48,14 @@ func (s Store) CreateClaim(ctx context.Context, c *allocator.Claim) error {
 
 // DeleteClaim implements allocator.Store.
 func (s Store) DeleteClaim(ctx context.Context, c *allocator.Claim) error {
-	o := ClaimToAPI(c)
-	err := s.Client.Delete(ctx, o, client.Preconditions{ResourceVersion: &c.Version})
-	return wrap(err, "IPAMClaim", c.ID)
+	return wrap(s.Client.Delete(ctx, Claims, c.ID, c.Version), "IPAMClaim", c.ID)
 }
 
 // GetBlock implements allocator.Store.
 func (s Store) GetBlock(ctx context.Context, cidr netip.Prefix) (*allocator.Block, error) {
 	var o v1alpha1.IPAMBlock
 	name := allocator.BlockName(cidr)
-	if err := s.Client.Get(ctx, types.NamespacedName{Name: name}, &o); err != nil {
+	if err := s.Client.Get(ctx, Blocks, name, ReadOpts{}, &o); err != nil {
 		return nil, wrap(err, "IPAMBlock", name)
 	}
 	return BlockFromAPI(&o)
@@ -71,7 +65,7 @@ func (s Store) GetBlock(ctx context.Context, cidr netip.Prefix) (*allocator.Bloc
 func (s Store) CreateBlock(ctx context.Context, b *allocator.Block) error {
 	o := BlockToAPI(b)
 	o.ResourceVersion = ""
-	if err := s.Client.Create(ctx, o); err != nil {
+	if err := s.Client.Create(ctx, Blocks, o); err != nil {
 		return wrap(err, "IPAMBlock", o.Name)
 	}
 	b.Version = o.ResourceVersion
@@ -85,7 +79,7 @@ func (s Store) UpdateBlock(ctx context.Context, b *allocator.Block) error {
 		return fmt.Errorf("IPAMBlock %s: update without a resourceVersion", b.CIDR)
 	}
 	o := BlockToAPI(b)
-	if err := s.Client.Update(ctx, o); err != nil {
+	if err := s.Client.Update(ctx, Blocks, o.Name, o); err != nil {
 		return wrap(err, "IPAMBlock", o.Name)
 	}
 	b.Version = o.ResourceVersion
@@ -95,15 +89,15 @@ func (s Store) UpdateBlock(ctx context.Context, b *allocator.Block) error {
 // DeleteBlock deletes a block if its version still matches (used by the
 // garbage collector for empty blocks).
 func (s Store) DeleteBlock(ctx context.Context, b *allocator.Block) error {
-	o := BlockToAPI(b)
-	return wrap(s.Client.Delete(ctx, o, client.Preconditions{ResourceVersion: &b.Version}), "IPAMBlock", o.Name)
+	name := allocator.BlockName(b.CIDR)
+	return wrap(s.Client.Delete(ctx, Blocks, name, b.Version), "IPAMBlock", name)
 }
 
 // PoolBlocks implements allocator.Store with a LIST selected on spec.pool:
 // the blocks of one pool only.
 func (s Store) PoolBlocks(ctx context.Context, pool string) ([]*allocator.Block, error) {
 	var list v1alpha1.IPAMBlockList
-	if err := s.Client.List(ctx, &list, client.MatchingFields{"spec.pool": pool}); err != nil {
+	if err := s.Client.List(ctx, Blocks, ReadOpts{FieldSelector: "spec.pool=" + pool}, &list); err != nil {
 		return nil, wrap(err, "IPAMBlocks of pool", pool)
 	}
 	out := make([]*allocator.Block, 0, len(list.Items))
@@ -120,7 +114,7 @@ func (s Store) PoolBlocks(ctx context.Context, pool string) ([]*allocator.Block,
 // GetAffinity implements allocator.Store.
 func (s Store) GetAffinity(ctx context.Context, node string) (*allocator.Affinity, error) {
 	var o v1alpha1.IPAMAffinity
-	err := s.Client.Get(ctx, types.NamespacedName{Name: node}, &o)
+	err := s.Client.Get(ctx, Affinities, node, ReadOpts{}, &o)
 	if apierrors.IsNotFound(err) {
 		return &allocator.Affinity{Node: node, Blocks: map[string][]netip.Prefix{}}, nil
 	}
@@ -145,9 +139,9 @@ func (s Store) SaveAffinity(ctx context.Context, a *allocator.Affinity) error {
 	})
 	var err error
 	if a.Version == "" {
-		err = s.Client.Create(ctx, o)
+		err = s.Client.Create(ctx, Affinities, o)
 	} else {
-		err = s.Client.Update(ctx, o)
+		err = s.Client.Update(ctx, Affinities, o.Name, o)
 	}
 	if err != nil {
 		return wrap(err, "IPAMAffinity", a.Node)
@@ -158,8 +152,7 @@ func (s Store) SaveAffinity(ctx context.Context, a *allocator.Affinity) error {
 
 // DeleteAffinity deletes a node's affinity if its version still matches.
 func (s Store) DeleteAffinity(ctx context.Context, a *allocator.Affinity) error {
-	o := AffinityToAPI(a)
-	return wrap(s.Client.Delete(ctx, o, client.Preconditions{ResourceVersion: &a.Version}), "IPAMAffinity", a.Node)
+	return wrap(s.Client.Delete(ctx, Affinities, a.Node, a.Version), "IPAMAffinity", a.Node)
 }
 
 // MarkPoolInUse implements allocator.Store: it adds the allocations
@@ -167,16 +160,17 @@ func (s Store) DeleteAffinity(ctx context.Context, a *allocator.Affinity) error 
 func (s Store) MarkPoolInUse(ctx context.Context, pool string) error {
 	for try := 0; try < 10; try++ {
 		var p apiv1alpha1.IPPool
-		if err := s.Client.Get(ctx, types.NamespacedName{Name: pool}, &p); err != nil {
+		if err := s.Client.Get(ctx, IPPools, pool, ReadOpts{}, &p); err != nil {
 			return wrap(err, "IPPool", pool)
 		}
 		if p.DeletionTimestamp != nil {
 			return fmt.Errorf("%w: pool %q is being deleted and hands out no new addresses", policy.ErrDisabledPool, pool)
 		}
-		if !controllerutil.AddFinalizer(&p, policy.FinalizerAllocations) {
+		if slices.Contains(p.Finalizers, policy.FinalizerAllocations) {
 			return nil
 		}
-		err := s.Client.Update(ctx, &p)
+		p.Finalizers = append(p.Finalizers, policy.FinalizerAllocations)
+		err := s.Client.Update(ctx, IPPools, pool, &p)
 		if err == nil || !apierrors.IsConflict(err) {
 			return wrap(err, "IPPool", pool)
 		}
@@ -190,11 +184,7 @@ func (s Store) MarkPoolInUse(ctx context.Context, pool string) error {
 // moment behind; callers re-read without it before refusing a pod).
 func (s Store) Pools(ctx context.Context, cached bool) ([]allocator.Pool, error) {
 	var list apiv1alpha1.IPPoolList
-	var opts []client.ListOption
-	if cached {
-		opts = append(opts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})
-	}
-	if err := s.Client.List(ctx, &list, opts...); err != nil {
+	if err := s.Client.List(ctx, IPPools, ReadOpts{Cached: cached}, &list); err != nil {
 		return nil, wrap(err, "IPPools", "")
 	}
 	return FromIPPools(list.Items), nil
@@ -211,7 +201,7 @@ func FromIPPools(items []apiv1alpha1.IPPool) []allocator.Pool {
 		out = append(out, allocator.Pool{
 			Pool:      pp,
 			BlockSize: int(items[i].Spec.BlockSize),
-			InUse:     controllerutil.ContainsFinalizer(&items[i], policy.FinalizerAllocations),
+			InUse:     slices.Contains(items[i].Finalizers, policy.FinalizerAllocations),
 		})
 	}
 	return out

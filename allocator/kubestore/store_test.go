@@ -10,8 +10,10 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"poolguard.dev/poolguard/allocator"
@@ -40,11 +42,15 @@ func TestMain(m *testing.M) {
 
 func newStore(t *testing.T) (kubestore.Store, client.Client) {
 	t.Helper()
-	c, err := kubestore.NewClient(env.Config)
+	c, err := harness.Client(env.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kubestore.Store{Client: c}, c
+	lean, err := kubestore.NewClient(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubestore.Store{Client: lean}, c
 }
 
 func createPool(t *testing.T, c client.Client, name, cidr string, blockSize int32) allocator.Pool {
@@ -199,5 +205,44 @@ func TestLargestBlockFitsEtcd(t *testing.T) {
 	// A stale copy cannot overwrite the update.
 	if err := st.UpdateBlock(ctx, b); !errors.Is(err, allocator.ErrConflict) {
 		t.Fatalf("stale update: %v, want ErrConflict", err)
+	}
+}
+
+// TestErrorsMapToSentinels: the API server's answers reach the engine as
+// its sentinels, through the store's own REST client: a missing object is
+// ErrNotFound, a taken name ErrExists (not a conflict: the engine reads
+// the winner), a stale write or delete ErrConflict, an unreachable server
+// ErrUnavailable.
+func TestErrorsMapToSentinels(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	if _, err := st.GetClaim(ctx, "c-missing"); !errors.Is(err, allocator.ErrNotFound) {
+		t.Fatalf("missing claim: %v, want ErrNotFound", err)
+	}
+	c := &allocator.Claim{ID: "c-sentinels", ContainerID: "ctr", IfName: "eth0", Node: "n", Pod: allocator.PodRef{Namespace: "ns", Name: "p"}}
+	if err := st.CreateClaim(ctx, c); err != nil || c.Version == "" {
+		t.Fatalf("create: %v, version %q", err, c.Version)
+	}
+	dup := *c
+	if err := st.CreateClaim(ctx, &dup); !errors.Is(err, allocator.ErrExists) || errors.Is(err, allocator.ErrConflict) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+	stale := *c
+	stale.Version = "1"
+	if err := st.DeleteClaim(ctx, &stale); !errors.Is(err, allocator.ErrConflict) {
+		t.Fatalf("delete with a stale version: %v, want ErrConflict", err)
+	}
+	if err := st.DeleteClaim(ctx, c); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := st.GetClaim(ctx, c.ID); !errors.Is(err, allocator.ErrNotFound) {
+		t.Fatalf("deleted claim: %v, want ErrNotFound", err)
+	}
+	down, err := kubestore.NewClient(&rest.Config{Host: "https://127.0.0.1:1", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (kubestore.Store{Client: down}).GetClaim(ctx, "c-x"); !errors.Is(err, allocator.ErrUnavailable) {
+		t.Fatalf("API server down: %v, want ErrUnavailable", err)
 	}
 }

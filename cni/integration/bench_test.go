@@ -217,7 +217,7 @@ func fillOtherNodes(b *testing.B, n int) {
 	if n <= 0 {
 		return
 	}
-	st := kubestore.Store{Client: kc}
+	st := kubestore.Store{Client: lean}
 	pools, err := st.Pools(context.Background(), false)
 	if err != nil {
 		b.Fatal(err)

@@ -135,7 +135,7 @@ func TestSIGKILLThenGC(t *testing.T) {
 
 	// The collector: first with a long grace period (frees nothing), then
 	// with none.
-	gc := &controller.Collector{Reader: kc, Live: kc, Store: kubestore.Store{Client: kc}, GracePeriod: time.Hour, Log: testr.New(t)}
+	gc := &controller.Collector{Reader: kc, Live: kc, Store: kubestore.Store{Client: lean}, GracePeriod: time.Hour, Log: testr.New(t)}
 	rep, err := gc.Sweep(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ var (
 	lockDir    string
 	env        *harness.Env
 	kc         client.Client // with the allocator's types
+	lean       *kubestore.Client
 	pluginPath string
 	kubeconfig string
 )
@@ -68,7 +69,9 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	kc, err = kubestore.NewClient(env.Config)
+	if kc, err = harness.Client(env.Config); err == nil {
+		lean, err = kubestore.NewClient(env.Config)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

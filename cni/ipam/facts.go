@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"sync"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore"
@@ -27,18 +24,19 @@ type facts struct {
 	affinity *allocator.Affinity
 }
 
-// cachedGet reads from the API server's watch cache (resourceVersion 0):
-// no etcd round trip. Used for what is read-only here and changes rarely
-// (pod annotations are frozen; labels and pools change by hand); never for
-// the affinity or blocks, which feed conditional writes.
-var cachedGet = &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}}
+// cachedMeta reads an object's metadata from the API server's watch cache
+// (resourceVersion 0): no etcd round trip. Used for what is read-only here
+// and changes rarely (pod annotations are frozen; labels and pools change
+// by hand); never for the affinity or blocks, which feed conditional
+// writes.
+var cachedMeta = kubestore.ReadOpts{Cached: true, MetadataOnly: true}
 
 // readFacts issues the ADD's reads in parallel: the pod (unless the runtime
 // passed its annotations), its namespace, the node and the IPPools, and
 // the node's affinity (from the node-local cache when it has a copy). One
 // round trip of latency, four or five requests. The attachment's claim is
 // not read: Assign finds an existing one when it writes its own.
-func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cache *blockCache, cfg *Config, pod allocator.PodRef) (facts, error) {
+func readFacts(ctx context.Context, c *kubestore.Client, st kubestore.Store, cache *blockCache, cfg *Config, pod allocator.PodRef) (facts, error) {
 	var (
 		f    = facts{pod: allocator.PodFacts{Pod: pod, Node: cfg.Node}}
 		wg   sync.WaitGroup
@@ -64,13 +62,14 @@ func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cache *
 	} else {
 		run(func() error {
 			var p metav1.PartialObjectMetadata
-			p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-			key := types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
-			err := c.Get(ctx, key, &p, cachedGet)
+			opts := cachedMeta
+			opts.Namespace = pod.Namespace
+			err := c.Get(ctx, kubestore.Pods, pod.Name, opts, &p)
 			if apierrors.IsNotFound(err) || (err == nil && pod.UID != "" && string(p.UID) != pod.UID) {
 				// The watch cache may be a moment behind a pod just
 				// created: ask etcd before calling the pod gone.
-				err = c.Get(ctx, key, &p)
+				opts.Cached = false
+				err = c.Get(ctx, kubestore.Pods, pod.Name, opts, &p)
 			}
 			if apierrors.IsNotFound(err) {
 				return fmt.Errorf("%w: pod %s does not exist", ErrPodGone, pod)
@@ -87,8 +86,7 @@ func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cache *
 	}
 	run(func() error {
 		var ns metav1.PartialObjectMetadata
-		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-		err := c.Get(ctx, types.NamespacedName{Name: pod.Namespace}, &ns, cachedGet)
+		err := c.Get(ctx, kubestore.Namespaces, pod.Namespace, cachedMeta, &ns)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return kubeErr(err, "reading namespace "+pod.Namespace)
 		}
@@ -97,8 +95,7 @@ func readFacts(ctx context.Context, c client.Client, st kubestore.Store, cache *
 	})
 	run(func() error {
 		var n metav1.PartialObjectMetadata
-		n.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Node"))
-		err := c.Get(ctx, types.NamespacedName{Name: cfg.Node}, &n, cachedGet)
+		err := c.Get(ctx, kubestore.Nodes, cfg.Node, cachedMeta, &n)
 		// A node unknown to the API server has no labels: pools with a
 		// nodeSelector will not match it, which is the safe reading.
 		if err != nil && !apierrors.IsNotFound(err) {

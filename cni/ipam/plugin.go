@@ -18,7 +18,6 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore"
@@ -49,7 +48,7 @@ func (p *Plugin) log() *slog.Logger {
 // allocator, under the configured timeout.
 type session struct {
 	cfg    *Config
-	client client.Client
+	client *kubestore.Client
 	store  kubestore.Store
 	cache  *blockCache // store, with the node-local copies
 	alloc  *allocator.Allocator
@@ -66,6 +65,7 @@ func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.Ca
 	}
 	rc.Timeout = cfg.Timeout
 	rc.UserAgent = "poolguard-ipam"
+	rc.QPS = -1 // no client-side rate limit: a handful of requests per process
 	c, err := kubestore.NewClient(rc)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: client: %w", ErrBadConfig, err)
@@ -243,7 +243,7 @@ func (p *Plugin) gc(args *skel.CmdArgs) error {
 		valid[allocator.ClaimID(s.cfg.Net.Name, a.ContainerID, a.IfName)] = true
 	}
 	var list v1alpha1.IPAMClaimList
-	if err := s.client.List(ctx, &list, client.MatchingFields{"spec.node": s.cfg.Node}); err != nil {
+	if err := s.client.List(ctx, kubestore.Claims, kubestore.ReadOpts{FieldSelector: "spec.node=" + s.cfg.Node}, &list); err != nil {
 		return kubeErr(err, "listing the node's IPAMClaims")
 	}
 	var errs []error

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"poolguard.dev/poolguard/allocator/kubestore"
 	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/test/chartwebhook"
@@ -84,7 +83,7 @@ func newWorld(t *testing.T) *world {
 		}
 	})
 	startWebhook(t, w)
-	if w.c, err = kubestore.NewClient(env.Config); err != nil {
+	if w.c, err = harness.Client(env.Config); err != nil {
 		t.Fatal(err)
 	}
 	// The API server calls the webhook through the chart's configurations.

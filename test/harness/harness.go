@@ -27,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"poolguard.dev/poolguard/allocator/kubestore"
 	"poolguard.dev/poolguard/webhook"
 )
 
@@ -245,4 +246,14 @@ func (e *Env) Stop() error {
 		errs = append(errs, fmt.Errorf("control plane: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// Client returns a controller-runtime client that knows poolguard's and
+// the allocator's types, for tests that create and inspect objects.
+func Client(cfg *rest.Config) (client.Client, error) {
+	scheme, err := kubestore.NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
 }
