@@ -16,13 +16,13 @@ import (
 
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
-	"poolguard.dev/poolguard/pools"
+	"poolguard.dev/poolguard/pools/source"
 )
 
 // fuzzHandlers builds the real admission handlers over an in-memory client:
 // the fuzz target exercises decoding and decisions, not the API server
 // (the integration tests do that).
-func fuzzHandlers(t testing.TB) (validatePod, mutatePod, validateNS, validatePool http.Handler, lookup Lookup, src pools.Source) {
+func fuzzHandlers(t testing.TB) (validatePod, mutatePod, validateNS, validatePool http.Handler, lookup Lookup, src source.Source) {
 	scheme, err := NewScheme()
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func fuzzHandlers(t testing.TB) (validatePod, mutatePod, validateNS, validatePoo
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 	lookup = Lookup{Cache: c}
-	src = pools.Native{Reader: c}
+	src = source.Native{Reader: c}
 	hs := Handlers(scheme, lookup, src, Enforcer{Mode: Enforce})
 	for _, h := range hs {
 		h.WithRecoverPanic(false) // a panic must fail the fuzz target, not become a 500

@@ -12,6 +12,7 @@ import (
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/pools"
+	"poolguard.dev/poolguard/pools/source"
 )
 
 var ippoolGK = v1alpha1.GroupVersion.WithKind("IPPool").GroupKind()
@@ -45,7 +46,7 @@ func (IPPoolDefaulter) Default(_ context.Context, p *v1alpha1.IPPool) error {
 // while addresses are allocated; and it explains a held deletion. IPPools are
 // always enforced, even in warn mode: they are poolguard's own objects.
 type IPPoolValidator struct {
-	Pools pools.Source
+	Pools source.Source
 }
 
 var _ admission.Validator[*v1alpha1.IPPool] = IPPoolValidator{}

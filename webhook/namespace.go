@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"poolguard.dev/poolguard/policy"
-	"poolguard.dev/poolguard/pools"
+	"poolguard.dev/poolguard/pools/source"
 )
 
 var namespaceGK = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
@@ -20,7 +20,7 @@ var namespaceGK = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
 // refused meanwhile.
 type NamespaceValidator struct {
 	Enforcer
-	Pools pools.Source
+	Pools source.Source
 }
 
 var _ admission.Validator[*corev1.Namespace] = &NamespaceValidator{}

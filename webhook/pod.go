@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"poolguard.dev/poolguard/policy"
-	"poolguard.dev/poolguard/pools"
+	"poolguard.dev/poolguard/pools/source"
 )
 
 var podGK = corev1.SchemeGroupVersion.WithKind("Pod").GroupKind()
@@ -74,7 +74,7 @@ func podName(pod *corev1.Pod, req admission.Request) string {
 type PodValidator struct {
 	Enforcer
 	Lookup Lookup
-	Pools  pools.Source
+	Pools  source.Source
 }
 
 var _ admission.Validator[*corev1.Pod] = &PodValidator{}

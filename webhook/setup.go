@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"poolguard.dev/poolguard/api/v1alpha1"
-	"poolguard.dev/poolguard/pools"
+	"poolguard.dev/poolguard/pools/source"
 )
 
 // NewScheme returns the scheme of every type the webhook reads.
@@ -58,7 +58,7 @@ func Setup(mgr manager.Manager, o Options) error {
 	lookup := Lookup{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()}
 	// Every pod validation reads the pools: keep their index built between
 	// IPPool changes rather than rebuilding it per request.
-	source, err := pools.NewCached(poolInformer, mgr.GetCache())
+	source, err := source.NewCached(poolInformer, mgr.GetCache())
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func cacheSynced(mgr manager.Manager) func(*http.Request) error {
 // typed defaulters and validators over poolguard's policy (the pod freeze
 // through a handler that patches only what it wrote, see freezeHandler). Setup serves them;
 // the fuzz target feeds them raw bytes.
-func Handlers(scheme *runtime.Scheme, lookup Lookup, source pools.Source, enforcer Enforcer) map[string]*admission.Webhook {
+func Handlers(scheme *runtime.Scheme, lookup Lookup, source source.Source, enforcer Enforcer) map[string]*admission.Webhook {
 	return map[string]*admission.Webhook{
 		PathMutatePod:         newFreezeWebhook(scheme, &PodFreezer{Lookup: lookup}),
 		PathValidatePod:       admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source}).WithRecoverPanic(true),
