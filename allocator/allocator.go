@@ -264,6 +264,9 @@ type assignState struct {
 	a   *Allocator
 	id  string
 	aff *Affinity
+	// locked says the node lock is held (pool's slow path), so in must
+	// not take it again.
+	locked bool
 }
 
 // family allocates from the first pool of the want that has room.
@@ -291,11 +294,18 @@ func (st *assignState) family(ctx context.Context, w Want) (Assigned, error) {
 // pool allocates from one pool: its shared block, else the node's blocks,
 // else a newly claimed block, else by borrowing from other nodes' blocks.
 //
-// Many ADDs at once on one node all write the node's block and mostly lose
-// the optimistic-concurrency race. So each block is tried with little
-// patience, starting at a random one of the node's blocks; when every
-// block is contended, the node claims one more block (up to
-// MaxContendedBlocks) to spread the burst, and only then waits its turn.
+// The fast path tries the node's blocks on their (possibly cached) copies,
+// skipping those that look full without reading them. Everything slower
+// (the node's blocks are full, or contended) runs under the node lock: the
+// affinity is read again, so that when one process has just claimed a new
+// block the others queued behind it use that block instead of each
+// confirming every full block and claiming one of their own.
+//
+// Many ADDs at once on one node without the lock all write the node's
+// block and mostly lose the optimistic-concurrency race. So each block is
+// tried with little patience; when every block is contended, the node
+// claims one more block (up to MaxContendedBlocks) to spread the burst,
+// and only then waits its turn.
 func (st *assignState) pool(ctx context.Context, p Pool) (Assigned, error) {
 	if p.Shared() {
 		return st.in(ctx, p, p.CIDR, inOpts{create: true})
@@ -307,70 +317,77 @@ func (st *assignState) pool(ctx context.Context, p Pool) (Assigned, error) {
 		}
 		st.aff = aff
 	}
-	held := st.aff.Blocks[p.Name]
-	// tryAll tries each held block once; ok says it allocated. A block
-	// whose possibly stale cached copy says it is full is tried last, on
-	// a fresh read, and only if no other block had room: a node's full
-	// blocks then cost no API request, however many it holds.
-	tryAll := func(patience int) (as Assigned, ok, contended bool, err error) {
-		// Without the node lock, the node's processes start at a random
-		// block to spread their races. With it there are no races on the
-		// node, and the same order every time makes an ADD retried after
-		// a crash retrace the crashed one's path to the slot it took.
-		start := 0
-		if len(held) > 1 && st.a.Serialize == nil {
-			start = rand.IntN(len(held))
+	var (
+		held      = st.aff.Blocks[p.Name]
+		tried     = map[netip.Prefix]bool{}
+		full      []netip.Prefix // looked full on a cached copy
+		contended bool
+	)
+	// try tries one block; ok says it allocated.
+	try := func(cidr netip.Prefix, o inOpts) (as Assigned, ok bool, err error) {
+		tried[cidr] = true
+		as, err = st.in(ctx, p, cidr, o)
+		switch {
+		case err == nil:
+			return as, true, nil
+		case errors.Is(err, errCachedFull):
+			full = append(full, cidr)
+		case errors.Is(err, errContended):
+			contended = true
+		case errors.Is(err, ErrExhausted), errors.Is(err, ErrNotFound):
+		default:
+			return Assigned{}, false, err
 		}
-		var full []netip.Prefix
-		try := func(cidr netip.Prefix, o inOpts) (bool, error) {
-			as, err = st.in(ctx, p, cidr, o)
-			switch {
-			case err == nil:
-				return true, nil
-			case errors.Is(err, errCachedFull):
-				full = append(full, cidr)
-			case errors.Is(err, errContended):
-				contended = true
-			case errors.Is(err, ErrExhausted), errors.Is(err, ErrNotFound):
-			default:
-				return false, err
-			}
-			return false, nil
-		}
-		for k := range held {
-			if ok, err = try(held[(start+k)%len(held)], inOpts{patience: patience, deferCachedFull: true}); ok || err != nil {
-				return as, ok, false, err
-			}
-		}
-		if len(full) > 0 && st.aff.Cached {
-			// Another process of this node may have claimed a block
-			// since the cached affinity was written: one read of the
-			// affinity costs less than confirming every full block.
-			aff, err := st.a.Store.GetAffinity(ctx, st.a.Node)
-			if err != nil {
-				return Assigned{}, false, false, err
-			}
-			st.aff = aff
-			for _, cidr := range aff.Blocks[p.Name] {
-				if slices.Contains(held, cidr) {
-					continue
-				}
-				if ok, err = try(cidr, inOpts{patience: patience, deferCachedFull: true}); ok || err != nil {
-					return as, ok, false, err
-				}
-			}
-			held = aff.Blocks[p.Name]
-		}
-		for _, cidr := range full {
-			if ok, err = try(cidr, inOpts{patience: patience}); ok || err != nil {
-				return as, ok, false, err
-			}
-		}
-		return Assigned{}, false, contended, nil
+		return Assigned{}, false, nil
 	}
-	as, ok, contended, err := tryAll(contendedPatience)
-	if ok || err != nil {
-		return as, err
+	// Without the node lock, the node's processes start at a random block
+	// to spread their races. With it there are no races on the node, and
+	// the same order every time makes an ADD retried after a crash
+	// retrace the crashed one's path to the slot it took.
+	start := 0
+	if len(held) > 1 && st.a.Serialize == nil {
+		start = rand.IntN(len(held))
+	}
+	hint, _ := st.a.Store.(FullHinter)
+	for k := range held {
+		cidr := held[(start+k)%len(held)]
+		if hint != nil && hint.LooksFull(cidr) {
+			// Not even read: a node may hold many full blocks.
+			tried[cidr] = true
+			full = append(full, cidr)
+			continue
+		}
+		if as, ok, err := try(cidr, inOpts{patience: contendedPatience, deferCachedFull: true}); ok || err != nil {
+			return as, err
+		}
+	}
+
+	unlock, err := st.a.lock(ctx)
+	if err != nil {
+		return Assigned{}, err
+	}
+	st.locked = true
+	defer func() { st.locked = false; unlock() }()
+	if st.a.Serialize != nil || st.aff.Cached {
+		aff, err := st.a.Store.GetAffinity(ctx, st.a.Node)
+		if err != nil {
+			return Assigned{}, err
+		}
+		st.aff = aff
+		held = aff.Blocks[p.Name]
+		for _, cidr := range held {
+			if tried[cidr] {
+				continue
+			}
+			if as, ok, err := try(cidr, inOpts{patience: contendedPatience, deferCachedFull: true}); ok || err != nil {
+				return as, err
+			}
+		}
+	}
+	for _, cidr := range full { // confirm, on a fresh read
+		if as, ok, err := try(cidr, inOpts{patience: contendedPatience}); ok || err != nil {
+			return as, err
+		}
 	}
 	if contended {
 		if len(held) < MaxContendedBlocks {
@@ -379,8 +396,10 @@ func (st *assignState) pool(ctx context.Context, p Pool) (Assigned, error) {
 				return as, err
 			}
 		}
-		if as, ok, _, err := tryAll(0); ok || err != nil {
-			return as, err
+		for _, cidr := range held {
+			if as, ok, err := try(cidr, inOpts{}); ok || err != nil {
+				return as, err
+			}
 		}
 	}
 	return st.claimOrBorrow(ctx, p, false)
@@ -404,32 +423,33 @@ var errContended = errors.New("block contended")
 var errNoUnclaimed = errors.New("no unclaimed block")
 
 // claimOrBorrow claims the pool's lowest unclaimed block, or borrows a slot
-// from another node's block when every block is claimed.
+// from another node's block when every block is claimed. Finding the
+// unclaimed block reads the pool's blocks without their slots; only
+// borrowing reads them whole.
 //
 // With claimOnly it does not borrow: it fails with errNoUnclaimed instead.
 func (st *assignState) claimOrBorrow(ctx context.Context, p Pool, claimOnly bool) (Assigned, error) {
-	blocks, err := st.a.Store.PoolBlocks(ctx, p.Name)
+	owners, err := st.a.Store.ClaimedBlocks(ctx, p.Name)
 	if err != nil {
 		return Assigned{}, err
 	}
-	claimed := make(map[netip.Prefix]bool, len(blocks))
-	for _, b := range blocks {
-		claimed[b.CIDR] = true
+	claimed := make(map[netip.Prefix]bool, len(owners))
+	var ours []netip.Prefix
+	for cidr, node := range owners {
+		claimed[cidr] = true
 		// A crash between claiming a block and recording the affinity
 		// leaves a block of ours that the affinity lacks: adopt it.
-		if b.Node == st.a.Node && !st.aff.Has(p.Name, b.CIDR) {
-			if err := st.addAffinity(ctx, p.Name, b.CIDR); err != nil {
-				return Assigned{}, err
-			}
-			if as, err := st.in(ctx, p, b.CIDR, inOpts{block: b}); !errors.Is(err, ErrExhausted) {
-				return as, err
-			}
+		if node == st.a.Node && !st.aff.Has(p.Name, cidr) {
+			ours = append(ours, cidr)
 		}
-		// A crash after taking a slot in a borrowed block: reuse it.
-		if b.Node != st.a.Node {
-			if _, _, ok := b.Find(st.id); ok {
-				return st.in(ctx, p, b.CIDR, inOpts{block: b})
-			}
+	}
+	slices.SortFunc(ours, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
+	for _, cidr := range ours {
+		if err := st.addAffinity(ctx, p.Name, cidr); err != nil {
+			return Assigned{}, err
+		}
+		if as, err := st.in(ctx, p, cidr, inOpts{}); !errors.Is(err, ErrExhausted) {
+			return as, err
 		}
 	}
 	for i := big.NewInt(0); ; i.Add(i, big.NewInt(1)) {
@@ -457,6 +477,18 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Pool, claimOnly bool
 	}
 	if claimOnly {
 		return Assigned{}, errNoUnclaimed
+	}
+	blocks, err := st.a.Store.PoolBlocks(ctx, p.Name)
+	if err != nil {
+		return Assigned{}, err
+	}
+	// A crash after taking a slot in a borrowed block: reuse it.
+	for _, b := range blocks {
+		if b.Node != st.a.Node {
+			if _, _, ok := b.Find(st.id); ok {
+				return st.in(ctx, p, b.CIDR, inOpts{block: b})
+			}
+		}
 	}
 	// Every block is claimed: borrow, fullest-free first, so the load
 	// spreads and one node's block is not drained by all.
@@ -495,9 +527,12 @@ var errCachedFull = errors.New("block full (cached copy)")
 func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, o inOpts) (Assigned, error) {
 	b := o.block
 	for try := 0; ; try++ {
-		unlock, err := st.a.lock(ctx)
-		if err != nil {
-			return Assigned{}, err
+		unlock := func() {}
+		var err error
+		if !st.locked {
+			if unlock, err = st.a.lock(ctx); err != nil {
+				return Assigned{}, err
+			}
 		}
 		if b == nil {
 			b, err = st.a.Store.GetBlock(ctx, cidr)

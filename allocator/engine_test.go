@@ -455,6 +455,17 @@ type cacheStore struct {
 	storeReads int
 	// aff, when set, is served Cached on the first affinity read.
 	aff *allocator.Affinity
+	// cachedReads counts reads served from the "cache".
+	cachedReads int
+}
+
+// hintStore is a cacheStore that also says which blocks look full, as the
+// plugin's cache does with a marker file per full block.
+type hintStore struct{ *cacheStore }
+
+func (s hintStore) LooksFull(cidr netip.Prefix) bool {
+	b, err := s.Store.GetBlock(context.Background(), cidr)
+	return err == nil && b.Free() == 0
 }
 
 func (s *cacheStore) GetAffinity(ctx context.Context, node string) (*allocator.Affinity, error) {
@@ -470,6 +481,7 @@ func (s *cacheStore) GetBlock(ctx context.Context, cidr netip.Prefix) (*allocato
 	b, err := s.Store.GetBlock(ctx, cidr)
 	if err == nil && !s.read[cidr] {
 		s.read[cidr] = true
+		s.cachedReads++
 		b.Cached = true
 		return b, nil
 	}
@@ -516,6 +528,18 @@ func TestFullBlocksCostNoReads(t *testing.T) {
 			t.Fatalf("got %s in %s, want the free slot in %s", c.Addresses[0].Addr, c.Addresses[0].Block, last)
 		}
 		if err := a.Release(ctx, "", fmt.Sprintf("probe-%d", i), "eth0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With the full-block hint, the full blocks are not even read from
+	// the cache: one read, of the block with room.
+	for i := range 5 {
+		st := &cacheStore{Store: mem, read: map[netip.Prefix]bool{}}
+		c := assign(&allocator.Allocator{Store: hintStore{st}, Node: "n"}, fmt.Sprintf("hinted-%d", i))
+		if st.storeReads != 0 || st.cachedReads != 1 || c.Addresses[0].Block != last {
+			t.Fatalf("hinted try %d: %d store and %d cached reads, address %s; want 0, 1 and one in %s", i, st.storeReads, st.cachedReads, c.Addresses[0].Addr, last)
+		}
+		if err := a.Release(ctx, "", fmt.Sprintf("hinted-%d", i), "eth0"); err != nil {
 			t.Fatal(err)
 		}
 	}

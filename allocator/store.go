@@ -59,8 +59,15 @@ type Store interface {
 	// UpdateBlock writes a block if its version still matches and sets
 	// the new Version.
 	UpdateBlock(ctx context.Context, b *Block) error
-	// PoolBlocks lists the existing blocks of a pool. It is called only
-	// when a node needs a new block, never on the common path.
+	// ClaimedBlocks returns a pool's claimed blocks, each with the node
+	// that claimed it ("" for a shared block), without their slots: what
+	// a node needs to find an unclaimed block. It may be a moment old: the
+	// create is the claim, and fails on a block taken since. Called only
+	// when a node needs a new block.
+	ClaimedBlocks(ctx context.Context, pool string) (map[netip.Prefix]string, error)
+	// PoolBlocks lists the existing blocks of a pool, slots and all. It is
+	// called only when every block of the pool is claimed and the node
+	// must borrow.
 	PoolBlocks(ctx context.Context, pool string) ([]*Block, error)
 
 	// GetAffinity returns the node's affinity, or an empty one with no
@@ -73,4 +80,12 @@ type Store interface {
 	// MarkPoolInUse adds the allocations finalizer to the pool, so it
 	// cannot be deleted from under the addresses about to be handed out.
 	MarkPoolInUse(ctx context.Context, pool string) error
+}
+
+// FullHinter is an optional capability of a Store that keeps local copies:
+// it says, without reading anything, that a block looked full when last
+// seen. The engine tries such blocks last, on a fresh read; the hint only
+// orders its work and never decides anything.
+type FullHinter interface {
+	LooksFull(cidr netip.Prefix) bool
 }

@@ -24,6 +24,13 @@ const (
 	// allocation; the garbage collector removes it when the last is gone.
 	FinalizerAllocations = "ipam.poolguard.dev/allocations"
 
+	// AnnotationBlockCIDR and AnnotationBlockNode repeat an IPAMBlock's
+	// spec.cidr and spec.node in its metadata, so a node looking for an
+	// unclaimed block can list a pool's blocks as metadata only, without
+	// every block's slots.
+	AnnotationBlockCIDR = "ipam.poolguard.dev/cidr"
+	AnnotationBlockNode = "ipam.poolguard.dev/node"
+
 	// LabelNamespaceName is set by the API server on every namespace; a
 	// namespace owner cannot change it, so it is the label to select
 	// namespaces by name in an IPPool's namespaceSelector.

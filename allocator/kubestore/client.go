@@ -112,23 +112,23 @@ type ReadOpts struct {
 	Cached bool
 	// FieldSelector filters a list.
 	FieldSelector string
-	// MetadataOnly asks for the object's metadata only
-	// (PartialObjectMetadata): the API server encodes, and the plugin
-	// decodes, a fraction of a pod.
+	// MetadataOnly asks for the objects' metadata only
+	// (PartialObjectMetadata, or its List): the API server encodes, and
+	// the plugin decodes, a fraction of a pod or of a block.
 	MetadataOnly bool
 }
 
 // Get reads one object into out.
 func (c *Client) Get(ctx context.Context, r Resource, name string, o ReadOpts, out any) error {
-	return c.read(ctx, r.collection(o.Namespace)+"/"+name, o, out)
+	return c.read(ctx, r.collection(o.Namespace)+"/"+name, "PartialObjectMetadata", o, out)
 }
 
 // List reads a collection into out.
 func (c *Client) List(ctx context.Context, r Resource, o ReadOpts, out any) error {
-	return c.read(ctx, r.collection(o.Namespace), o, out)
+	return c.read(ctx, r.collection(o.Namespace), "PartialObjectMetadataList", o, out)
 }
 
-func (c *Client) read(ctx context.Context, path string, o ReadOpts, out any) error {
+func (c *Client) read(ctx context.Context, path, metaKind string, o ReadOpts, out any) error {
 	req := c.rest.Get().AbsPath(path)
 	if o.Cached {
 		req = req.Param("resourceVersion", "0")
@@ -137,7 +137,7 @@ func (c *Client) read(ctx context.Context, path string, o ReadOpts, out any) err
 		req = req.Param("fieldSelector", o.FieldSelector)
 	}
 	if o.MetadataOnly {
-		req = req.SetHeader("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json")
+		req = req.SetHeader("Accept", "application/json;as="+metaKind+";g=meta.k8s.io;v=v1,application/json")
 	}
 	return decode(req.Do(ctx), out)
 }

@@ -8,12 +8,16 @@ import (
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
+	"poolguard.dev/poolguard/policy"
 )
 
 // BlockToAPI converts a block to its object.
 func BlockToAPI(b *allocator.Block) *v1alpha1.IPAMBlock {
 	o := &v1alpha1.IPAMBlock{
-		ObjectMeta: metav1.ObjectMeta{Name: allocator.BlockName(b.CIDR), ResourceVersion: b.Version},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: allocator.BlockName(b.CIDR), ResourceVersion: b.Version,
+			Annotations: map[string]string{policy.AnnotationBlockCIDR: b.CIDR.String(), policy.AnnotationBlockNode: b.Node},
+		},
 		Spec: v1alpha1.IPAMBlockSpec{
 			CIDR:      b.CIDR.String(),
 			Pool:      b.Pool,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/netip"
 	"os"
@@ -244,5 +245,41 @@ func TestErrorsMapToSentinels(t *testing.T) {
 	}
 	if _, err := (kubestore.Store{Client: down}).GetClaim(ctx, "c-x"); !errors.Is(err, allocator.ErrUnavailable) {
 		t.Fatalf("API server down: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestClaimedBlocks: a pool's claimed blocks and their nodes come from a
+// metadata-only list, and only that pool's.
+func TestClaimedBlocks(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	p := allocator.Pool{Pool: policy.Pool{Name: "claimed", CIDR: netip.MustParsePrefix("203.0.113.0/26")}, BlockSize: 28}
+	other := allocator.Pool{Pool: policy.Pool{Name: "claimed-other", CIDR: netip.MustParsePrefix("203.0.113.64/26")}, BlockSize: 28}
+	want := map[netip.Prefix]string{}
+	for i, node := range []string{"node-a", "node-b", ""} {
+		cidr, _ := p.BlockAt(big.NewInt(int64(i)))
+		if err := st.CreateBlock(ctx, allocator.NewBlock(p, cidr, node)); err != nil {
+			t.Fatal(err)
+		}
+		want[cidr] = node
+	}
+	oc, _ := other.BlockAt(big.NewInt(0))
+	if err := st.CreateBlock(ctx, allocator.NewBlock(other, oc, "node-a")); err != nil {
+		t.Fatal(err)
+	}
+	// The list comes from the watch cache, which may be a moment behind.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := st.ClaimedBlocks(ctx, "claimed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if maps.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ClaimedBlocks = %v, want %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -146,6 +146,19 @@ func (s *Store) UpdateBlock(_ context.Context, b *allocator.Block) error {
 	return nil
 }
 
+// ClaimedBlocks implements allocator.Store.
+func (s *Store) ClaimedBlocks(_ context.Context, pool string) (map[netip.Prefix]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[netip.Prefix]string{}
+	for _, b := range s.blocks {
+		if b.Pool == pool {
+			out[b.CIDR] = b.Node
+		}
+	}
+	return out, nil
+}
+
 // PoolBlocks implements allocator.Store.
 func (s *Store) PoolBlocks(_ context.Context, pool string) ([]*allocator.Block, error) {
 	s.mu.Lock()

@@ -28,7 +28,7 @@ const (
 	benchADDs       = 320
 	benchSmallState = 100
 	benchLargeState = 10000
-	benchRatioADDs  = 100
+	benchRatioADDs  = 300
 )
 
 // benchRun is one measured series.
@@ -130,7 +130,9 @@ func BenchmarkADD(b *testing.B) {
 	ctx := context.Background()
 	createNamespace(b, "bench", nil)
 	createPool(b, "bench-pool", "198.18.128.0/17", func(s *apiv1alpha1.IPPoolSpec) { s.AssignmentMode = apiv1alpha1.AssignmentManual })
-	createNode(b, "bench-node", nil)
+	for _, n := range []string{"bench-node", "ratio-small-0", "ratio-large-0"} {
+		createNode(b, n, nil)
+	}
 	ann := frozen([]string{"bench-pool"})
 	total := 3*benchADDs + 2*benchRatioADDs
 	pods := make([]*corev1.Pod, total)
@@ -174,22 +176,30 @@ func BenchmarkADD(b *testing.B) {
 		}
 	}
 
+	settle := func() {
+		if procs, err := bench.FindProcesses(); err == nil {
+			procs.Settle(30 * time.Second)
+		}
+	}
 	for i := 0; i < b.N; i++ {
+		// Growth: the same ADDs, each on a node of its own that starts
+		// empty, with benchSmallState allocations in the cluster, then
+		// with benchLargeState; only the cluster differs.
+		if i == 0 {
+			fillOtherNodes(b, "small", benchSmallState)
+		}
+		settle()
+		small := runProcs(fmt.Sprintf("poolguard-ipam  c=1, %d allocs", benchSmallState), benchRatioADDs, 1, pgCmd(fmt.Sprintf("ratio-small-%d", i)))
 		var rows []benchRun
 		for _, conc := range []int{1, 8, 32} {
 			rows = append(rows, runProcs(fmt.Sprintf("host-local      c=%-2d", conc), benchADDs, conc, hlCmd(fmt.Sprintf("hl%d-%d", i, conc))))
 			rows = append(rows, runProcs(fmt.Sprintf("poolguard-ipam  c=%-2d", conc), benchADDs, conc, pgCmd("bench-node")))
 		}
-		// Growth: the cluster holds benchSmallState allocations (those
-		// above are on bench-node: 3*benchADDs), then benchLargeState.
 		if i == 0 {
-			fillOtherNodes(b, benchSmallState)
+			fillOtherNodes(b, "large", benchLargeState-benchSmallState-benchRatioADDs-3*benchADDs)
 		}
-		small := runProcs("poolguard-ipam  c=1, 100 allocs", benchRatioADDs, 1, pgCmd("bench-node"))
-		if i == 0 {
-			fillOtherNodes(b, benchLargeState-benchSmallState-3*benchADDs-benchRatioADDs)
-		}
-		large := runProcs("poolguard-ipam  c=1, 10k allocs", benchRatioADDs, 1, pgCmd("bench-node"))
+		settle()
+		large := runProcs(fmt.Sprintf("poolguard-ipam  c=1, %dk allocs", benchLargeState/1000), benchRatioADDs, 1, pgCmd(fmt.Sprintf("ratio-large-%d", i)))
 		rows = append(rows, small, large)
 
 		fmt.Printf("\nADD through the plugin binary, one node, local kube-apiserver (%d ADDs per row)\n", benchADDs)
@@ -213,7 +223,7 @@ var benchMu sync.Mutex
 // fillOtherNodes writes n allocations held by other nodes (16 of them)
 // through the allocation engine, as their plugins would have: blocks,
 // affinities and claims in the API server.
-func fillOtherNodes(b *testing.B, n int) {
+func fillOtherNodes(b *testing.B, tag string, n int) {
 	if n <= 0 {
 		return
 	}
@@ -236,8 +246,8 @@ func fillOtherNodes(b *testing.B, n int) {
 			defer wg.Done()
 			a := &allocator.Allocator{Store: st, Node: fmt.Sprintf("bench-other-%02d", node)}
 			for i := 0; i < per; i++ {
-				_, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprintf("fill-%d-%d", node, i), IfName: "eth0",
-					Pod:   allocator.PodRef{Namespace: "bench", Name: fmt.Sprintf("fill-%d-%d", node, i)},
+				_, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprintf("fill-%s-%d-%d", tag, node, i), IfName: "eth0",
+					Pod:   allocator.PodRef{Namespace: "bench", Name: fmt.Sprintf("fill-%s-%d-%d", tag, node, i)},
 					Wants: []allocator.Want{{Family: 4, Pools: []allocator.Pool{pool}}}})
 				if err != nil {
 					b.Errorf("fill: %v", err)

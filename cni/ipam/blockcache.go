@@ -124,6 +124,25 @@ func (c *blockCache) load(cidr netip.Prefix) *allocator.Block {
 
 func (c *blockCache) save(b *allocator.Block) {
 	c.saveJSON(c.path(b.CIDR), kubestore.BlockToAPI(b))
+	if b.Free() == 0 {
+		if f, err := os.Create(c.fullPath(b.CIDR)); err == nil {
+			f.Close()
+		}
+	} else {
+		_ = os.Remove(c.fullPath(b.CIDR))
+	}
+}
+
+// LooksFull implements allocator.FullHinter: the block was full when this
+// node last wrote or read it. One stat, where reading the cached copy
+// would decode the whole block.
+func (c *blockCache) LooksFull(cidr netip.Prefix) bool {
+	_, err := os.Stat(c.fullPath(cidr))
+	return err == nil
+}
+
+func (c *blockCache) fullPath(cidr netip.Prefix) string {
+	return filepath.Join(c.dir, allocator.BlockName(cidr)+".full")
 }
 
 // saveJSON writes an object atomically (temporary file, then rename), so a

@@ -63,6 +63,22 @@ func (p Processes) Sample() CPU {
 	return CPU{APIServer: cpuOf(p.APIServer), Etcd: cpuOf(p.Etcd), Self: cpuOf(os.Getpid())}
 }
 
+// Settle waits, up to max, until the API server and etcd use less than a
+// tenth of a core over a second: the background work a setup step leaves
+// (watch cache, garbage collection) would otherwise be measured as part
+// of the next run.
+func (p Processes) Settle(max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		before := p.Sample()
+		time.Sleep(time.Second)
+		d := p.Sample().Sub(before)
+		if d.APIServer+d.Etcd < 100*time.Millisecond {
+			return
+		}
+	}
+}
+
 // Sub returns c - o.
 func (c CPU) Sub(o CPU) CPU {
 	return CPU{APIServer: c.APIServer - o.APIServer, Etcd: c.Etcd - o.Etcd, Self: c.Self - o.Self}
