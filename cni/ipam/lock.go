@@ -119,7 +119,7 @@ func waitFor(ctx context.Context, prev string) error {
 	case <-ctx.Done():
 		// Should the pending flock still succeed, let go at once.
 		go func() {
-			<-done
+			_ = <-done
 			f.Close()
 		}()
 		return ctx.Err()
