@@ -119,7 +119,9 @@ func waitFor(ctx context.Context, prev string) error {
 	case <-ctx.Done():
 		// Should the pending flock still succeed, let go at once.
 		go func() {
-			_ = <-done
+			if err := <-done; err == nil {
+				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			}
 			f.Close()
 		}()
 		return ctx.Err()
