@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +36,9 @@ import (
 
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/charts"
+	"poolguard.dev/poolguard/test/chartwebhook"
 	"poolguard.dev/poolguard/test/harness"
+	"poolguard.dev/poolguard/test/netlab"
 )
 
 // cluster is a local control plane the chart is installed into: a real
@@ -149,7 +150,7 @@ func buildWebhook(t *testing.T) string {
 type webhookProcess struct {
 	cmd  *exec.Cmd
 	done chan error
-	log  *syncBuffer
+	log  *netlab.SyncBuffer
 }
 
 // runWebhook starts the binary with the container's args and environment
@@ -159,40 +160,21 @@ type webhookProcess struct {
 func runWebhook(t *testing.T, bin string, dep *appsv1.Deployment, kubeconfig, certDir string) *webhookProcess {
 	t.Helper()
 	ctr := dep.Spec.Template.Spec.Containers[0]
-	mount := ""
-	for _, m := range ctr.VolumeMounts {
-		if m.Name == "certs" {
-			mount = m.MountPath
-		}
+	all, env, err := chartwebhook.StandIn(dep, certDir, kubeconfig)
+	if err != nil {
+		t.Fatal(err)
 	}
-	args := make([]string, 0, len(ctr.Args))
-	for _, a := range ctr.Args {
+	args := make([]string, 0, len(all))
+	for _, a := range all {
 		if flag, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "="); pendingFlags[flag] == "poolguard-webhook" {
 			// TestChartFlagsExistInBinaries fails once the binary has it,
 			// and then this stand-in goes.
 			t.Logf("leaving out %s: poolguard-webhook does not have it yet (pendingFlags)", a)
 			continue
 		}
-		if mount != "" && strings.HasPrefix(a, "--cert-dir=") {
-			if a != "--cert-dir="+mount {
-				t.Fatalf("--cert-dir %q is not the certificate volume's mount path %q", a, mount)
-			}
-			a = "--cert-dir=" + certDir
-		}
 		args = append(args, a)
 	}
-	env := []string{"KUBECONFIG=" + kubeconfig, "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for _, e := range ctr.Env {
-		switch {
-		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
-			env = append(env, e.Name+"="+dep.Namespace)
-		case e.ValueFrom == nil:
-			env = append(env, e.Name+"="+e.Value)
-		default:
-			t.Fatalf("cannot stand in for env %s of the container", e.Name)
-		}
-	}
-	p := &webhookProcess{cmd: exec.Command(bin, args...), done: make(chan error, 1), log: &syncBuffer{}}
+	p := &webhookProcess{cmd: exec.Command(bin, args...), done: make(chan error, 1), log: &netlab.SyncBuffer{}}
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -248,23 +230,6 @@ func (p *webhookProcess) stop(t *testing.T) {
 	if t.Failed() {
 		t.Logf("poolguard-webhook log:\n%s", p.log.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // proxyService plays kube-proxy for one Service port: it listens on the

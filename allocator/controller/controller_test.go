@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 // does, until the test ends.
 func startManager(t *testing.T, o controller.Options) {
 	t.Helper()
-	scheme, err := kubestore.NewScheme()
+	scheme, err := harness.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}

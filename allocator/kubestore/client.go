@@ -190,16 +190,3 @@ func decode(res rest.Result, out any) error {
 	}
 	return nil
 }
-
-// NewScheme returns a scheme with the core group's types, the IPPool and
-// the allocator's objects, for controller-runtime clients (the webhook's
-// manager, tests) that touch the allocator's objects.
-func NewScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, apiv1alpha1.AddToScheme, v1alpha1.AddToScheme} {
-		if err := add(s); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
-}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore"
 	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
@@ -135,29 +134,17 @@ func BenchmarkADD(b *testing.B) {
 	}
 	ann := frozen([]string{"bench-pool"})
 	total := 3*benchADDs + 2*benchRatioADDs
-	pods := make([]*corev1.Pod, total)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i := range pods {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			pods[i] = createPod(b, "bench", fmt.Sprintf("bench-%05d", i), "bench-node", ann)
-		}()
-	}
-	wg.Wait()
+	jobs := createPods(b, "bench", "bench", []string{"bench-node"}, total, ann)
 	podIdx := 0
 	pgCmd := func(node string) func(int) *exec.Cmd {
 		return func(int) *exec.Cmd {
 			// Workers call this concurrently: take the next pod under a
 			// lock.
 			benchMu.Lock()
-			pod := pods[podIdx]
+			j := jobs[podIdx]
 			podIdx++
 			benchMu.Unlock()
-			c := call{Cmd: "ADD", ContainerID: "ctr-" + pod.Name, Pod: pod, Conf: netConf{Node: node}}
+			c := call{Cmd: "ADD", ContainerID: j.ctr, Pod: j.pod, Conf: netConf{Node: node}}
 			return c.command(ctx)
 		}
 	}

@@ -38,7 +38,7 @@ type job struct {
 }
 
 // createPods creates pods in parallel and returns one job per pod.
-func createPods(t *testing.T, ns, tag string, nodes []string, perNode int, ann map[string]string) []job {
+func createPods(t testing.TB, ns, tag string, nodes []string, perNode int, ann map[string]string) []job {
 	t.Helper()
 	jobs := make([]job, 0, len(nodes)*perNode)
 	for _, n := range nodes {

@@ -36,7 +36,8 @@ var cachedMeta = kubestore.ReadOpts{Cached: true, MetadataOnly: true}
 // the node's affinity (from the node-local cache when it has a copy). One
 // round trip of latency, four or five requests. The attachment's claim is
 // not read: Assign finds an existing one when it writes its own.
-func readFacts(ctx context.Context, c *kubestore.Client, st kubestore.Store, cache *blockCache, cfg *Config, pod allocator.PodRef) (facts, error) {
+func readFacts(ctx context.Context, cache *blockCache, cfg *Config, pod allocator.PodRef) (facts, error) {
+	c := cache.Client
 	var (
 		f    = facts{pod: allocator.PodFacts{Pod: pod, Node: cfg.Node}}
 		wg   sync.WaitGroup
@@ -105,7 +106,7 @@ func readFacts(ctx context.Context, c *kubestore.Client, st kubestore.Store, cac
 		return nil
 	})
 	run(func() error {
-		ps, err := st.Pools(ctx, true)
+		ps, err := cache.Pools(ctx, true)
 		f.pools = ps
 		return err
 	})

@@ -47,11 +47,10 @@ func (p *Plugin) log() *slog.Logger {
 // session is what every verb sets up: the configuration, a client and the
 // allocator, under the configured timeout.
 type session struct {
-	cfg    *Config
-	client *kubestore.Client
-	store  kubestore.Store
-	cache  *blockCache // store, with the node-local copies
-	alloc  *allocator.Allocator
+	cfg   *Config
+	store kubestore.Store // the API server itself
+	cache *blockCache     // store, with the node-local copies
+	alloc *allocator.Allocator
 }
 
 func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.CancelFunc, error) {
@@ -74,7 +73,7 @@ func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.Ca
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	cached := newBlockCache(st, filepath.Join(cfg.LockDir, cfg.Node))
 	alloc := &allocator.Allocator{Store: cached, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, p.log().Warn)}
-	return &session{cfg: cfg, client: c, store: st, cache: cached, alloc: alloc}, ctx, cancel, nil
+	return &session{cfg: cfg, store: st, cache: cached, alloc: alloc}, ctx, cancel, nil
 }
 
 // Add allocates the pod's addresses, or returns those it already holds.
@@ -102,7 +101,7 @@ func (p *Plugin) add(args *skel.CmdArgs) error {
 	}
 	t1 := time.Now()
 	network := s.cfg.Net.Name
-	f, err := readFacts(ctx, s.client, s.store, s.cache, s.cfg, pod)
+	f, err := readFacts(ctx, s.cache, s.cfg, pod)
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", pod, err)
 	}
@@ -243,7 +242,7 @@ func (p *Plugin) gc(args *skel.CmdArgs) error {
 		valid[allocator.ClaimID(s.cfg.Net.Name, a.ContainerID, a.IfName)] = true
 	}
 	var list v1alpha1.IPAMClaimList
-	if err := s.client.List(ctx, kubestore.Claims, kubestore.ReadOpts{FieldSelector: "spec.node=" + s.cfg.Node}, &list); err != nil {
+	if err := s.store.Client.List(ctx, kubestore.Claims, kubestore.ReadOpts{FieldSelector: "spec.node=" + s.cfg.Node}, &list); err != nil {
 		return kubeErr(err, "listing the node's IPAMClaims")
 	}
 	var errs []error

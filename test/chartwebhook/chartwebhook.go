@@ -60,35 +60,13 @@ func Start(ctx context.Context, env *harness.Env, kubeconfig []byte, dir, netns 
 	if err != nil {
 		return nil, err
 	}
-	mount := ""
-	for _, m := range ctr.VolumeMounts {
-		if m.Name == "certs" {
-			mount = m.MountPath
-		}
-	}
-	args := make([]string, 0, len(ctr.Args))
-	for _, a := range ctr.Args {
-		if mount != "" && a == "--cert-dir="+mount {
-			a = "--cert-dir=" + certDir
-		}
-		args = append(args, a)
-	}
 	kcPath := filepath.Join(dir, "webhook-kubeconfig")
 	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
-	procEnv := []string{"KUBECONFIG=" + kcPath, "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for _, e := range ctr.Env {
-		switch {
-		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
-			procEnv = append(procEnv, e.Name+"="+dep.Namespace)
-		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
-			procEnv = append(procEnv, e.Name+"=poolguard-webhook-0")
-		case e.ValueFrom == nil:
-			procEnv = append(procEnv, e.Name+"="+e.Value)
-		default:
-			return nil, fmt.Errorf("cannot stand in for env %s of the chart's container", e.Name)
-		}
+	args, procEnv, err := StandIn(dep, certDir, kcPath)
+	if err != nil {
+		return nil, err
 	}
 	ports := map[string]int{}
 	for _, p := range ctr.Ports {
@@ -118,6 +96,44 @@ func Start(ctx context.Context, env *harness.Env, kubeconfig []byte, dir, netns 
 		return nil, errors.Join(err, svc.Stop())
 	}
 	return w, nil
+}
+
+// StandIn returns the args and environment with which a local process
+// stands in for the chart's webhook container: --cert-dir pointed at
+// certDir in place of the certificate volume's mount path, the downward
+// API's namespace and pod name filled in, KUBECONFIG set.
+func StandIn(dep *appsv1.Deployment, certDir, kubeconfig string) (args, env []string, err error) {
+	ctr := dep.Spec.Template.Spec.Containers[0]
+	mount := ""
+	for _, m := range ctr.VolumeMounts {
+		if m.Name == "certs" {
+			mount = m.MountPath
+		}
+	}
+	for _, a := range ctr.Args {
+		if mount != "" && strings.HasPrefix(a, "--cert-dir=") {
+			if a != "--cert-dir="+mount {
+				return nil, nil, fmt.Errorf("%s is not the certificate volume's mount path %q", a, mount)
+			}
+			a = "--cert-dir=" + certDir
+		}
+		args = append(args, a)
+	}
+	env = []string{"KUBECONFIG=" + kubeconfig, "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for _, e := range ctr.Env {
+		ref := e.ValueFrom
+		switch {
+		case ref == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case ref.FieldRef != nil && ref.FieldRef.FieldPath == "metadata.namespace":
+			env = append(env, e.Name+"="+dep.Namespace)
+		case ref.FieldRef != nil && ref.FieldRef.FieldPath == "metadata.name":
+			env = append(env, e.Name+"="+dep.Name+"-0")
+		default:
+			return nil, nil, fmt.Errorf("cannot stand in for env %s of the chart's container", e.Name)
+		}
+	}
+	return args, env, nil
 }
 
 // Configurations are the chart's webhook configurations as helm renders

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,7 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"poolguard.dev/poolguard/allocator/kubestore"
+	allocv1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	"poolguard.dev/poolguard/webhook"
 )
 
@@ -248,10 +249,19 @@ func (e *Env) Stop() error {
 	return errors.Join(errs...)
 }
 
+// Scheme knows the webhook's types and the allocator's objects.
+func Scheme() (*kruntime.Scheme, error) {
+	s, err := webhook.NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	return s, allocv1alpha1.AddToScheme(s)
+}
+
 // Client returns a controller-runtime client that knows poolguard's and
 // the allocator's types, for tests that create and inspect objects.
 func Client(cfg *rest.Config) (client.Client, error) {
-	scheme, err := kubestore.NewScheme()
+	scheme, err := Scheme()
 	if err != nil {
 		return nil, err
 	}

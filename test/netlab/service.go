@@ -38,7 +38,7 @@ type Service struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
-	log  syncBuffer
+	log  SyncBuffer
 	fwds []*forwarder
 	// stopMu serializes Stop between a test's cleanup and a signal.
 	stopMu sync.Mutex
@@ -157,19 +157,19 @@ func (s *Service) Stop() error {
 	return delNetns(s.cfg.Netns)
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's two output streams.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for a process's two output streams.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
