@@ -91,6 +91,7 @@ fuzz: ## Fuzz the parsers and the admission handler for FUZZTIME each (default 3
 	$(GOTEST) -run '^$$' -fuzz '^FuzzFreeze$$' -fuzztime $${FUZZTIME:-30s} ./policy
 	$(GOTEST) -run '^$$' -fuzz '^FuzzAdmissionReview$$' -fuzztime $${FUZZTIME:-30s} ./webhook
 	$(GOTEST) -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $${FUZZTIME:-30s} ./cni/ipam
+	$(GOTEST) -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-30s} ./pools/calico/selector
 
 # BENCH_ARGS size the end-to-end run, e.g. BENCH_ARGS="-pods=600 -rounds=5"
 # (see test/bench/bench_test.go); -apiserver-profile=DIR also profiles the
