@@ -64,20 +64,20 @@ func Choose(pod PodFacts, pools []Pool, fs FailSafe) ([]Want, error) {
 	nsLabels := policy.Namespace{Name: pod.Pod.Namespace, Labels: pod.NamespaceLabels}.SelectorLabels()
 	nodeLabels := pod.NodeLabels
 
-	prov, frozen := provenanceOf(pod.Annotations)
-	if !frozen {
+	frozen, err := policy.ReadFrozen(pod.Pod.Namespace, pod.Annotations)
+	if err != nil {
 		if fs == FailSafeRefuse {
-			return nil, fmt.Errorf("%w: pod %s has no valid %s annotation (created while the webhook was unavailable or bypassed?) and the plugin's failSafe is %q; recreate the pod", ErrNotFrozen, pod.Pod, policy.AnnotationProvenance, fs)
+			return nil, fmt.Errorf("%w: pod %s: %w (created while the webhook was unavailable or bypassed?) and the plugin's failSafe is %q; recreate the pod", ErrNotFrozen, pod.Pod, err, fs)
 		}
 		return chooseUnfrozen(pod, ix, byName, nodeLabels)
 	}
+	prov := frozen.Provenance
 
 	var out []Want
 	var why []string
 	for _, fam := range policy.Families {
-		value, named := pod.Annotations[fam.AnnotationKey()]
-		if named {
-			w, err := chooseNamed(pod, fam, value, ix, byName)
+		if value := frozen.Value(fam); value != nil {
+			w, err := chooseNamed(pod, fam, *value, prov, ix, byName)
 			if err != nil {
 				return nil, err
 			}
@@ -111,7 +111,7 @@ func Choose(pod PodFacts, pools []Pool, fs FailSafe) ([]Want, error) {
 }
 
 // chooseNamed returns the usable pools of a frozen list, in order.
-func chooseNamed(pod PodFacts, fam policy.Family, value string, ix *policy.Index, byName map[string]Pool) (Want, error) {
+func chooseNamed(pod PodFacts, fam policy.Family, value string, prov policy.Provenance, ix *policy.Index, byName map[string]Pool) (Want, error) {
 	refs, err := policy.ParsePoolList(value)
 	if err != nil {
 		return Want{}, fmt.Errorf("pod %s: %s: %w", pod.Pod, fam.AnnotationKey(), err)
@@ -130,6 +130,10 @@ func chooseNamed(pod PodFacts, fam policy.Family, value string, ix *policy.Index
 			continue
 		}
 		p, _ := ix.Lookup(ref)
+		if err := prov.CheckRange(ref, p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		w.Pools = append(w.Pools, byName[p.Name])
 	}
 	if len(w.Pools) == 0 {
@@ -138,15 +142,14 @@ func chooseNamed(pod PodFacts, fam policy.Family, value string, ix *policy.Index
 	return w, nil
 }
 
-// chooseUnfrozen applies FailSafeDefaults.
+// chooseUnfrozen applies FailSafeDefaults: policy's fail-safe pools,
+// whatever the pod's annotations name.
 func chooseUnfrozen(pod PodFacts, ix *policy.Index, byName map[string]Pool, nodeLabels map[string]string) ([]Want, error) {
 	var out []Want
 	for _, fam := range policy.Families {
 		w := Want{Family: fam}
-		for _, p := range ix.All() {
-			if p.Family() == fam && !p.Manual && p.Usable() && p.NamespaceSelector == nil && p.AllowsNode(nodeLabels) {
-				w.Pools = append(w.Pools, byName[p.Name])
-			}
+		for _, p := range ix.FailSafe(fam, nodeLabels) {
+			w.Pools = append(w.Pools, byName[p.Name])
 		}
 		if len(w.Pools) > 0 {
 			out = append(out, w)
@@ -156,17 +159,6 @@ func chooseUnfrozen(pod PodFacts, ix *policy.Index, byName map[string]Pool, node
 		return nil, fmt.Errorf("%w: pod %s has no valid %s annotation, so it may only use unrestricted Automatic pools (no namespaceSelector), and none serves node %q", ErrNoPool, pod.Pod, policy.AnnotationProvenance, pod.Node)
 	}
 	return out, nil
-}
-
-// provenanceOf parses the provenance; frozen is false when it is absent or
-// invalid.
-func provenanceOf(ann map[string]string) (policy.Provenance, bool) {
-	v, ok := ann[policy.AnnotationProvenance]
-	if !ok {
-		return policy.Provenance{}, false
-	}
-	p, err := policy.ParseProvenance(v)
-	return p, err == nil
 }
 
 func names(ps []policy.Pool) string {

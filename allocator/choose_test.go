@@ -41,6 +41,12 @@ func TestChoose(t *testing.T) {
 		}
 		return out
 	}
+	pinned := func(cidr string) map[string]string {
+		return map[string]string{
+			policy.AnnotationIPv4Pools:  `["trusted"]`,
+			policy.AnnotationProvenance: policy.Provenance{IPv4: policy.SourcePod, IPv6: policy.SourceDefault, Ranges: map[string]string{"trusted": cidr}}.String(),
+		}
+	}
 	payments := map[string]string{"team": "payments"}
 	type result = map[policy.Family]string
 	cases := []struct {
@@ -80,6 +86,19 @@ func TestChoose(t *testing.T) {
 		{name: "forged provenance is unfrozen", ns: "payments", ann: map[string]string{policy.AnnotationProvenance: `{"ipv4pools":"admin"}`, policy.AnnotationIPv4Pools: `["trusted"]`},
 			want: result{policy.IPv4: "default-v4", policy.IPv6: "default-v6"}},
 		{name: "unfrozen refused", ns: "web", fs: FailSafeRefuse, ann: nil, wantErr: ErrNotFrozen},
+		// Pinned ranges: the pool the pod was admitted with, or nothing.
+		{name: "pinned range still the pool's", ns: "payments", ann: pinned("198.51.100.0/29"),
+			want: result{policy.IPv4: "trusted", policy.IPv6: "default-v6"}},
+		{name: "pool re-created with another range", ns: "payments", ann: pinned("203.0.113.0/24"),
+			wantErr: policy.ErrPoolChanged},
+		// A provenance that disagrees with the pod's lists was not written
+		// by poolguard: the fail-safe applies.
+		{name: "provenance says default beside a named pool", ns: "payments", nsLbl: payments,
+			ann:  frozen(policy.SourceDefault, map[string]string{policy.AnnotationIPv4Pools: `["trusted"]`}),
+			want: result{policy.IPv4: "default-v4", policy.IPv6: "default-v6"}},
+		{name: "list copied from another namespace", ns: "web",
+			ann:  map[string]string{policy.AnnotationIPv4Pools: `["trusted"]`, policy.AnnotationProvenance: policy.Provenance{IPv4: policy.SourceNamespace, IPv6: policy.SourceDefault, Namespace: "payments"}.String()},
+			want: result{policy.IPv4: "default-v4", policy.IPv6: "default-v6"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,10 +61,10 @@ func TestHelmInstall(t *testing.T) {
 	}
 	// Free ports for the webhook's listeners, set through the chart's values
 	// so that the process listens where the Deployment says.
-	webhookPort := freePort(t)
+	webhookPort, metricsPort := freePort(t), freePort(t)
 	values := []string{
 		fmt.Sprintf("webhook.port=%d", webhookPort),
-		fmt.Sprintf("webhook.metricsPort=%d", freePort(t)),
+		fmt.Sprintf("webhook.metricsPort=%d", metricsPort),
 		fmt.Sprintf("webhook.healthPort=%d", freePort(t)),
 		"webhook.logging.encoder=console",
 	}
@@ -103,7 +104,9 @@ func TestHelmInstall(t *testing.T) {
 		}
 	})
 
-	if out, err := c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: values}, false); err != nil {
+	// A first install with pools in values: the webhook they must pass is
+	// not serving yet, and still the install succeeds (see ippools_test.go).
+	if out, err := c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: append(slices.Clip(values), seededValues...)}, false); err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 
@@ -142,6 +145,10 @@ func TestHelmInstall(t *testing.T) {
 	saConfig := c.kubeconfig(t, installSA, "system:serviceaccounts", "system:serviceaccounts:"+installNS)
 	proc := runWebhook(t, bin, &dep, saConfig, vol.dir)
 
+	t.Run("IPPools from values of a first install are applied once the webhook serves", func(t *testing.T) {
+		testIPPoolsFromValues(ctx, t, c, proc)
+	})
+
 	pool := "trusted"
 	payments := "payments"
 	t.Run("pod frozen by the webhook", func(t *testing.T) {
@@ -172,6 +179,10 @@ func TestHelmInstall(t *testing.T) {
 
 	t.Run("each identity has the access it needs and no more", func(t *testing.T) {
 		testAccess(ctx, t, c)
+	})
+
+	t.Run("metrics need a token allowed to get /metrics", func(t *testing.T) {
+		testMetricsAuth(ctx, t, c, metricsPort, ca.certPEM)
 	})
 
 	t.Run("the allocator's controllers are elected leader", func(t *testing.T) {
@@ -239,8 +250,11 @@ func TestHelmInstall(t *testing.T) {
 		if out, err := c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: upgraded}, true); err != nil {
 			t.Fatalf("helm upgrade: %v\n%s", err, out)
 		}
+		// The running webhook applies the pool when the ConfigMap changes.
 		var p v1alpha1.IPPool
-		must(t, c.admin.Get(ctx, client.ObjectKey{Name: "general"}, &p))
+		waitFor(t, proc, "IPPool general from the upgrade's values", func() bool {
+			return c.admin.Get(ctx, client.ObjectKey{Name: "general"}, &p) == nil
+		})
 		if p.Spec.AssignmentMode == "" {
 			t.Errorf("IPPool from values did not pass the mutating webhook: %+v", p.Spec)
 		}
@@ -342,10 +356,18 @@ func testAccess(ctx context.Context, t *testing.T, c *cluster) {
 			{"create", "events.k8s.io", "events", "default", "", true},
 			{"update", "coordination.k8s.io", "leases", installNS, "poolguard.ipam.poolguard.dev", true},
 			{"update", "coordination.k8s.io", "leases", installNS, "someone-elses-lease", false},
-			{"patch", "ipam.poolguard.dev", "ippools/status", "", "", true}, // status controller
-			{"delete", "ipam.poolguard.dev", "ipamblocks", "", "", true},    // garbage collector
+			{"patch", "ipam.poolguard.dev", "ippools/status", "", "", true},          // status controller
+			{"delete", "ipam.poolguard.dev", "ipamblocks", "", "", true},             // garbage collector
+			{"create", "authentication.k8s.io", "tokenreviews", "", "", true},        // metrics: who is the scraper
+			{"create", "authorization.k8s.io", "subjectaccessreviews", "", "", true}, // metrics: may it get /metrics
+			{"get", "authentication.k8s.io", "tokenreviews", "", "", false},
 			{"create", "ipam.poolguard.dev", "ippools", "", "", false},
+			{"create", "ipam.poolguard.dev", "ippools", "", seededPool, true}, // pools from values, applied by the webhook
+			{"create", "ipam.poolguard.dev", "ippools", "", "someone-elses-pool", false},
 			{"delete", "ipam.poolguard.dev", "ippools", "", "", false},
+			{"watch", "", "configmaps", installNS, installRelease + "-ippools", true}, // ...read from this ConfigMap
+			{"get", "", "configmaps", installNS, "someone-elses-config", false},
+			{"list", "", "configmaps", "", "", false},
 			{"get", "", "secrets", installNS, installRelease + "-webhook-tls", false}, // cert-manager mode: mounted, not read
 			{"update", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", installRelease, false},
 			{"create", "", "pods", "default", "", false},

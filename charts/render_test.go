@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 const (
@@ -226,18 +225,6 @@ func TestRenderCNIInstaller(t *testing.T) {
 	}
 	if tol := pod.Tolerations; len(tol) != 1 || tol[0].Operator != corev1.TolerationOpExists {
 		t.Errorf("installer does not tolerate every taint: %+v", tol)
-	}
-}
-
-// TestRenderIPPools renders pools from values, kept on uninstall.
-func TestRenderIPPools(t *testing.T) {
-	r := render(t, "ippools[0].name=trusted", "ippools[0].spec.cidr=198.51.100.0/24", "ippools[0].spec.assignmentMode=Manual")
-	p := r.get(t, "IPPool", "trusted")
-	if cidr, _, _ := unstructured.NestedString(p.Object, "spec", "cidr"); cidr != "198.51.100.0/24" {
-		t.Errorf("cidr = %q", cidr)
-	}
-	if p.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
-		t.Errorf("IPPool deleted on uninstall: %v", p.GetAnnotations())
 	}
 }
 

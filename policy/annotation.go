@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -23,7 +24,7 @@ func ParsePoolList(value string) ([]string, error) {
 	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(trimmed, &raw); err != nil {
-		return nil, fmt.Errorf(`%w: not a JSON list: %v`, ErrMalformed, err)
+		return nil, fmt.Errorf(`%w: not a JSON list: %v`, ErrMalformed, Excerpt(err.Error()))
 	}
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: the list is empty; remove the annotation to use the default pools", ErrMalformed)
@@ -36,13 +37,13 @@ func ParsePoolList(value string) ([]string, error) {
 	for i, r := range raw {
 		var s string
 		if len(r) == 0 || r[0] != '"' || json.Unmarshal(r, &s) != nil {
-			return nil, fmt.Errorf("%w: entry %d is %s, not a string", ErrMalformed, i, r)
+			return nil, fmt.Errorf("%w: entry %d is %s, not a string", ErrMalformed, i, Excerpt(string(r)))
 		}
 		if err := checkPoolRef(s); err != nil {
-			return nil, fmt.Errorf("%w: entry %d %q %v", ErrMalformed, i, s, err)
+			return nil, fmt.Errorf("%w: entry %d %q %v", ErrMalformed, i, Excerpt(s), err)
 		}
 		if _, dup := seen[s]; dup {
-			return nil, fmt.Errorf("%w: pool %q is listed twice", ErrMalformed, s)
+			return nil, fmt.Errorf("%w: pool %q is listed twice", ErrMalformed, Excerpt(s))
 		}
 		seen[s] = struct{}{}
 		out = append(out, s)
@@ -83,6 +84,30 @@ type Provenance struct {
 	// NamespaceResourceVersion is the namespace's resourceVersion when a
 	// SourceNamespace list was copied.
 	NamespaceResourceVersion string `json:"namespaceResourceVersion,omitempty"`
+	// Ranges pins every pool the frozen lists name, as written in the list
+	// (a name or a CIDR), to the pool's CIDR at admission. A firewall
+	// trusts ranges, not names: a pool deleted and re-created under the
+	// same name with another range must not carry the pod along, so the
+	// plugin refuses a pool whose CIDR is no longer the pinned one. Pods
+	// frozen before poolguard pinned ranges have none and are matched by
+	// name alone.
+	Ranges map[string]string `json:"ranges,omitempty"`
+}
+
+// Equal reports whether two provenances say the same thing.
+func (p Provenance) Equal(o Provenance) bool {
+	return p.IPv4 == o.IPv4 && p.IPv6 == o.IPv6 && p.Namespace == o.Namespace &&
+		p.NamespaceResourceVersion == o.NamespaceResourceVersion && maps.Equal(p.Ranges, o.Ranges)
+}
+
+// CheckRange says whether pool p may still serve the pod under ref, the
+// list entry that named it: yes unless the pod pinned ref to another range.
+func (p Provenance) CheckRange(ref string, pool Pool) error {
+	pinned, ok := p.Ranges[ref]
+	if !ok || pinned == pool.CIDR.String() {
+		return nil
+	}
+	return fail(ErrPoolChanged, "pool %q is now %s, but it was %s when the pod was admitted (it was deleted and re-created, or its range changed); the firewall trusted %s, so this pod keeps none of the new range: delete the pod and create it again", ref, pool.CIDR, pinned, pinned)
 }
 
 // Source is where a frozen pool list came from.
@@ -116,20 +141,35 @@ func ParseProvenance(value string) (Provenance, error) {
 	if len(value) > MaxAnnotationBytes {
 		return p, fmt.Errorf("%w: provenance of %d bytes", ErrNotFrozen, len(value))
 	}
+	quoted := Excerpt(value)
 	dec := json.NewDecoder(bytes.NewReader([]byte(value)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return p, fmt.Errorf("%w: provenance %q: %v", ErrNotFrozen, value, err)
+		return Provenance{}, fmt.Errorf("%w: provenance %q: %v", ErrNotFrozen, quoted, err)
 	}
 	if dec.More() {
-		return p, fmt.Errorf("%w: provenance %q has trailing data", ErrNotFrozen, value)
+		return Provenance{}, fmt.Errorf("%w: provenance %q has trailing data", ErrNotFrozen, quoted)
 	}
 	for _, s := range []Source{p.IPv4, p.IPv6} {
 		switch s {
 		case SourcePod, SourceNamespace, SourceDefault:
 		default:
-			return p, fmt.Errorf("%w: provenance %q has unknown source %q", ErrNotFrozen, value, s)
+			return Provenance{}, fmt.Errorf("%w: provenance %q has unknown source %q", ErrNotFrozen, quoted, Excerpt(string(s)))
 		}
+	}
+	if len(p.Ranges) > len(Families)*MaxPoolsPerList {
+		return Provenance{}, fmt.Errorf("%w: provenance pins %d ranges, more than two full lists can name", ErrNotFrozen, len(p.Ranges))
+	}
+	for ref, cidr := range p.Ranges {
+		if err := checkPoolRef(ref); err != nil {
+			return Provenance{}, fmt.Errorf("%w: provenance pins %q, which %v", ErrNotFrozen, Excerpt(ref), err)
+		}
+		if pfx, err := ParsePoolCIDR(cidr); err != nil || pfx.String() != cidr {
+			return Provenance{}, fmt.Errorf("%w: provenance pins %q to %q, not a canonical CIDR", ErrNotFrozen, Excerpt(ref), Excerpt(cidr))
+		}
+	}
+	if len(p.Ranges) == 0 {
+		p.Ranges = nil
 	}
 	return p, nil
 }

@@ -60,10 +60,14 @@ func TestFormatPoolListRoundTrips(t *testing.T) {
 }
 
 func TestParseProvenance(t *testing.T) {
-	good := Provenance{IPv4: SourceNamespace, IPv6: SourceDefault, Namespace: "ns", NamespaceResourceVersion: "42"}
-	got, err := ParseProvenance(good.String())
-	if err != nil || got != good {
-		t.Fatalf("round trip = %+v, %v", got, err)
+	for _, good := range []Provenance{
+		{IPv4: SourceNamespace, IPv6: SourceDefault, Namespace: "ns", NamespaceResourceVersion: "42"},
+		{IPv4: SourcePod, IPv6: SourcePod, Ranges: map[string]string{"trusted": "198.51.100.0/24", "2001:db8::/64": "2001:db8::/64"}},
+	} {
+		got, err := ParseProvenance(good.String())
+		if err != nil || !got.Equal(good) {
+			t.Fatalf("round trip = %+v, %v", got, err)
+		}
 	}
 	for _, bad := range []string{
 		``, `{`, `[]`, `null`, `{"ipv4pools":"pod"}`,
@@ -71,6 +75,10 @@ func TestParseProvenance(t *testing.T) {
 		`{"ipv4pools":"pod","ipv6pools":"pod","extra":1}`,
 		`{"ipv4pools":"pod","ipv6pools":"pod"} {}`,
 		`{"ipv4pools":"pod","ipv6pools":"pod","namespace":` + `"` + strings.Repeat("x", MaxAnnotationBytes) + `"}`,
+		`{"ipv4pools":"pod","ipv6pools":"default","ranges":{"a":"198.51.100.1/24"}}`,
+		`{"ipv4pools":"pod","ipv6pools":"default","ranges":{"a":"nope"}}`,
+		`{"ipv4pools":"pod","ipv6pools":"default","ranges":{"UPPER":"198.51.100.0/24"}}`,
+		`{"ipv4pools":"pod","ipv6pools":"default","ranges":{"a":7}}`,
 	} {
 		if _, err := ParseProvenance(bad); !errors.Is(err, ErrNotFrozen) {
 			t.Errorf("ParseProvenance(%.50q) = %v, want ErrNotFrozen", bad, err)

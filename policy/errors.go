@@ -33,6 +33,9 @@ var (
 	ErrOverlap = errors.New("pool overlaps another pool")
 	// ErrPoolInUse: the change needs the pool to have no allocations.
 	ErrPoolInUse = errors.New("pool in use")
+	// ErrPoolChanged: a pool a pod names no longer has the range the pod
+	// was admitted with (deleted and re-created, or its CIDR changed).
+	ErrPoolChanged = errors.New("pool range changed since admission")
 )
 
 // Reason returns a short, stable label for an error: the metric and event
@@ -64,6 +67,7 @@ var reasons = []struct {
 	{ErrInvalidPool, "invalid_pool"},
 	{ErrOverlap, "overlap"},
 	{ErrPoolInUse, "pool_in_use"},
+	{ErrPoolChanged, "pool_changed"},
 }
 
 // detailed is an error whose message is the detail a person reads while

@@ -40,18 +40,18 @@ func TestFreeze(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Freeze(tc.pod, tc.ns)
+			got := Freeze(tc.pod, tc.ns, nil)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("Freeze = %+v (v4 %v v6 %v), want %+v", got, deref(got.IPv4), deref(got.IPv6), tc.want)
 			}
 			// Idempotent: freezing the frozen result changes nothing, and
 			// the validator's check agrees it is frozen.
 			applied := got.Apply(copyMap(tc.pod))
-			again := Freeze(applied, tc.ns)
+			again := Freeze(applied, tc.ns, nil)
 			if !reflect.DeepEqual(again, got) {
 				t.Fatalf("Freeze not idempotent: %+v then %+v", got, again)
 			}
-			if !IsFrozen(applied, tc.ns) {
+			if !IsFrozen(applied, tc.ns, nil) {
 				t.Fatalf("IsFrozen(%v) = false for Freeze's own output", applied)
 			}
 		})
@@ -60,7 +60,7 @@ func TestFreeze(t *testing.T) {
 
 func TestIsFrozenRejectsTampering(t *testing.T) {
 	ns := Namespace{Name: "payments", ResourceVersion: "7", Annotations: map[string]string{AnnotationIPv4Pools: `["trusted"]`}}
-	frozen := Freeze(nil, ns).Apply(nil)
+	frozen := Freeze(nil, ns, nil).Apply(nil)
 	cases := map[string]func(m map[string]string){
 		"provenance removed":  func(m map[string]string) { delete(m, AnnotationProvenance) },
 		"list changed after":  func(m map[string]string) { m[AnnotationIPv4Pools] = `["other"]` },
@@ -74,7 +74,7 @@ func TestIsFrozenRejectsTampering(t *testing.T) {
 	for name, tamper := range cases {
 		m := copyMap(frozen)
 		tamper(m)
-		if IsFrozen(m, ns) {
+		if IsFrozen(m, ns, nil) {
 			t.Errorf("%s: IsFrozen = true for %v", name, m)
 		}
 	}
@@ -83,14 +83,14 @@ func TestIsFrozenRejectsTampering(t *testing.T) {
 	// the lists, which are what the allocator honours, are unchanged.
 	m := copyMap(frozen)
 	m[AnnotationProvenance] = Provenance{IPv4: SourcePod, IPv6: SourceDefault}.String()
-	if !IsFrozen(m, ns) {
+	if !IsFrozen(m, ns, nil) {
 		t.Error("IsFrozen rejects a consistent pod claim")
 	}
 	// A namespace edit between the mutating and validating calls changes
 	// only the resourceVersion: still frozen.
 	ns2 := ns
 	ns2.ResourceVersion = "8"
-	if !IsFrozen(frozen, ns2) {
+	if !IsFrozen(frozen, ns2, nil) {
 		t.Error("IsFrozen depends on the namespace's resourceVersion")
 	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 )
@@ -52,7 +53,7 @@ func FuzzParseProvenance(f *testing.F) {
 			return
 		}
 		again, err := ParseProvenance(p.String())
-		if err != nil || again != p {
+		if err != nil || !again.Equal(p) {
 			t.Fatalf("round trip of %+v = %+v, %v", p, again, err)
 		}
 	})
@@ -65,6 +66,11 @@ func FuzzFreeze(f *testing.F) {
 	f.Add(`["a"]`, "", `{"ipv4pools":"namespace","ipv6pools":"default","namespace":"ns"}`, `["a"]`, `["b"]`)
 	f.Add("", `["x"]`, "", "", `["y"]`)
 	f.Add(`["a"]`, "", `{`, `["b"]`, "")
+	ix := NewIndex([]Pool{
+		{Name: "a", CIDR: netip.MustParsePrefix("198.51.100.0/24")},
+		{Name: "b", CIDR: netip.MustParsePrefix("2001:db8::/64")},
+		{Name: "x", CIDR: netip.MustParsePrefix("203.0.113.0/24")},
+	})
 	f.Fuzz(func(t *testing.T, pod4, pod6, prov, ns4, ns6 string) {
 		podAnn := map[string]string{}
 		nsAnn := map[string]string{}
@@ -79,12 +85,15 @@ func FuzzFreeze(f *testing.F) {
 		set(nsAnn, AnnotationIPv4Pools, ns4)
 		set(nsAnn, AnnotationIPv6Pools, ns6)
 		ns := Namespace{Name: "ns", ResourceVersion: "5", Annotations: nsAnn}
-		frozen := Freeze(podAnn, ns)
+		frozen := Freeze(podAnn, ns, ix)
 		out := frozen.Apply(copyMap(podAnn))
-		if !IsFrozen(out, ns) {
+		if !IsFrozen(out, ns, ix) {
 			t.Fatalf("IsFrozen false for Freeze output %v", out)
 		}
-		if again := Freeze(out, ns); !reflect.DeepEqual(again, frozen) {
+		if _, err := ReadFrozen(ns.Name, out); err != nil {
+			t.Fatalf("ReadFrozen refuses Freeze output %v: %v", out, err)
+		}
+		if again := Freeze(out, ns, ix); !reflect.DeepEqual(again, frozen) {
 			t.Fatalf("not idempotent: %+v then %+v", frozen, again)
 		}
 		for _, fam := range Families {

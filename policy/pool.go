@@ -104,10 +104,12 @@ func NewIndex(pools []Pool) *Index {
 		byCIDR: make(map[netip.Prefix]*Pool, len(pools)),
 		all:    make([]Pool, 0, len(pools)),
 	}
+	seen := make(map[string]struct{}, len(pools))
 	for _, p := range pools {
-		if _, dup := ix.byName[p.Name]; dup {
+		if _, dup := seen[p.Name]; dup {
 			continue
 		}
+		seen[p.Name] = struct{}{}
 		ix.all = append(ix.all, p)
 	}
 	for i := range ix.all {
@@ -140,6 +142,21 @@ func (ix *Index) All() []Pool {
 		return nil
 	}
 	return ix.all
+}
+
+// FailSafe returns the pools of a family that a pod which never passed
+// poolguard's admission (no valid provenance) may draw from on a node with
+// these labels: Automatic, usable, open to every namespace (no
+// namespaceSelector) and serving the node. Whatever such a pod's
+// annotations name, it never gets a Manual or restricted pool's address.
+func (ix *Index) FailSafe(f Family, nodeLabels labels.Set) []Pool {
+	var out []Pool
+	for _, p := range ix.All() {
+		if p.Family() == f && !p.Manual && p.Usable() && p.NamespaceSelector == nil && p.AllowsNode(nodeLabels) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Defaults returns the Automatic, usable pools of a family that pods of the

@@ -11,7 +11,8 @@ import (
 type Violation struct {
 	// Key is the annotation key.
 	Key string
-	// Value is the annotation's value as it was checked.
+	// Value is the annotation's value as it was checked, cut to
+	// MaxQuotedBytes (see Excerpt): it is repeated to clients and in events.
 	Value string
 	// Source says where the value came from (pod or namespace).
 	Source Source
@@ -57,7 +58,7 @@ type Subject struct {
 func CheckList(fam Family, value string, subject Subject, pools *Index) []Violation {
 	key := fam.AnnotationKey()
 	viol := func(err error) Violation {
-		return Violation{Key: key, Value: value, Err: err}
+		return Violation{Key: key, Value: Excerpt(value), Err: err}
 	}
 	refs, err := ParsePoolList(value)
 	if err != nil {

@@ -90,7 +90,7 @@ func TestCheckList(t *testing.T) {
 func TestCheckPodAndNamespace(t *testing.T) {
 	ix := testIndex(t)
 	ns := Namespace{Name: "shop", Annotations: map[string]string{AnnotationIPv4Pools: `["trusted"]`, AnnotationIPv6Pools: `["v6"]`}}
-	frozen := Freeze(nil, ns)
+	frozen := Freeze(nil, ns, nil)
 	vs := CheckPod(frozen, Subject{Namespace: ns}, ix)
 	if len(vs) != 1 || !errors.Is(vs[0], ErrForbiddenPool) || vs[0].Source != SourceNamespace || vs[0].Namespace != "shop" {
 		t.Fatalf("CheckPod = %+v", vs)

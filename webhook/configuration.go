@@ -12,11 +12,14 @@ import (
 
 // Paths the webhook server serves.
 const (
-	PathMutatePod         = "/mutate-pod"
-	PathValidatePod       = "/validate-pod"
-	PathValidateNamespace = "/validate-namespace"
-	PathMutateIPPool      = "/mutate-ippool"
-	PathValidateIPPool    = "/validate-ippool"
+	PathMutatePod   = "/mutate-pod"
+	PathValidatePod = "/validate-pod"
+	// PathValidatePodSubresource serves CREATEs on pod subresources
+	// (pods/binding, pods/eviction, and any added later).
+	PathValidatePodSubresource = "/validate-pod-subresource"
+	PathValidateNamespace      = "/validate-namespace"
+	PathMutateIPPool           = "/mutate-ippool"
+	PathValidateIPPool         = "/validate-ippool"
 )
 
 // ConfigOptions shape the webhook configurations.
@@ -53,13 +56,23 @@ var (
 		Name:       "frozen-annotations-changed",
 		Expression: annotationsChanged(policy.GuardedKeys),
 	}
-	// condNamespaceRelevant passes namespace creates that name pools and
-	// updates that change the defaults or the labels pools select on.
+	// condCarriesGuarded passes subresource CREATEs whose object carries a
+	// frozen annotation: the API server copies a Binding's annotations onto
+	// its pod, so a Binding could rewrite what was frozen.
+	condCarriesGuarded = admissionregistrationv1.MatchCondition{
+		Name:       "carries-frozen-annotations",
+		Expression: hasAny("object", policy.GuardedKeys),
+	}
+	// condNamespaceRelevant passes namespace creates that name pools, and
+	// updates (of the namespace or a subresource) that change the defaults,
+	// or change the labels of a namespace that has a default: only then can
+	// a label change make the default one the namespace may not use.
 	condNamespaceRelevant = admissionregistrationv1.MatchCondition{
 		Name: "pool-defaults-or-labels-changed",
-		Expression: `request.operation == 'CREATE' ? ` + hasAny("object", []string{policy.AnnotationIPv4Pools, policy.AnnotationIPv6Pools}) +
-			` : (` + annotationsChanged([]string{policy.AnnotationIPv4Pools, policy.AnnotationIPv6Pools}) +
-			` || (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}))`,
+		Expression: `request.operation == 'CREATE' ? ` + hasAny("object", policy.DefaultKeys) +
+			` : (` + annotationsChanged(policy.DefaultKeys) +
+			` || (` + hasAny("object", policy.DefaultKeys) +
+			` && (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {})))`,
 	}
 )
 
@@ -197,8 +210,17 @@ func Configurations(o ConfigOptions) (*admissionregistrationv1.MutatingWebhookCo
 			o.admissionWebhook(hook{name: "frozen.pods.ipam.poolguard.dev", path: PathValidatePod,
 				rules: rule("", []string{"pods", "pods/*"}, ns, update), namespaced: true,
 				conditions: []admissionregistrationv1.MatchCondition{condNotHostNetwork, condGuardedChanged}}),
+			// CREATEs on pod subresources: a Binding's annotations are
+			// copied onto its pod (pods/binding), and a subresource added
+			// later may do the same.
+			o.admissionWebhook(hook{name: "subresources.pods.ipam.poolguard.dev", path: PathValidatePodSubresource,
+				rules: rule("", []string{"pods/*"}, ns, create), namespaced: true,
+				conditions: []admissionregistrationv1.MatchCondition{condCarriesGuarded}}),
+			// The namespace and every subresource that can carry its
+			// metadata (namespaces/status and namespaces/finalize write
+			// labels and annotations as well).
 			o.admissionWebhook(hook{name: "namespaces.ipam.poolguard.dev", path: PathValidateNamespace,
-				rules: rule("", []string{"namespaces"}, cluster, create, update), namespaced: true,
+				rules: rule("", []string{"namespaces", "namespaces/*"}, cluster, create, update), namespaced: true,
 				conditions: []admissionregistrationv1.MatchCondition{condNamespaceRelevant}}),
 			o.admissionWebhook(hook{name: "ippools.ipam.poolguard.dev", path: PathValidateIPPool,
 				rules: rule(group, []string{"ippools"}, cluster, create, update, del)}),

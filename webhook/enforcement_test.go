@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,7 +25,11 @@ func TestEnforcementModes(t *testing.T) {
 	}
 	// A shop pod naming the payments-only pool, frozen as the mutating
 	// webhook would have frozen it.
-	ann := policy.Freeze(map[string]string{policy.AnnotationIPv4Pools: `["trusted"]`}, policy.Namespace{Name: "shop"}).Apply(nil)
+	ix, err := src.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := policy.Freeze(map[string]string{policy.AnnotationIPv4Pools: `["trusted"]`}, policy.Namespace{Name: "shop"}, ix).Apply(nil)
 	pod := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "shop", Annotations: ann},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}

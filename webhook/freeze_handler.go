@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -47,12 +45,7 @@ func (h freezeHandler) Handle(ctx context.Context, req admission.Request) admiss
 		before = maps.Clone(before)
 	}
 	if err := h.freezer.Default(admission.NewContextWithRequest(ctx, req), pod); err != nil {
-		var status apierrors.APIStatus
-		if errors.As(err, &status) {
-			s := status.Status()
-			return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &s}}
-		}
-		return admission.Denied(err.Error())
+		return responseFor(err)
 	}
 	ops := annotationPatch(before, pod.Annotations)
 	if len(ops) == 0 {

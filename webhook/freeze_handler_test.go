@@ -19,12 +19,12 @@ import (
 // WithDefaulter would produce, including annotation keys that need JSON
 // pointer escaping and pods without annotations.
 func TestFreezeHandlerMatchesWithDefaulter(t *testing.T) {
-	_, _, _, _, lookup, _ := fuzzHandlers(t)
+	_, _, _, _, lookup, src := fuzzHandlers(t)
 	scheme, err := NewScheme()
 	if err != nil {
 		t.Fatal(err)
 	}
-	freezer := &PodFreezer{Lookup: lookup}
+	freezer := &PodFreezer{Lookup: lookup, Pools: src}
 	ours := newFreezeWebhook(scheme, freezer)
 	generic := admission.WithDefaulter[*corev1.Pod](scheme, freezer)
 	forged := policy.Provenance{IPv4: policy.SourceNamespace, IPv6: policy.SourceDefault, Namespace: "payments"}.String()
@@ -33,7 +33,7 @@ func TestFreezeHandlerMatchesWithDefaulter(t *testing.T) {
 		"unrelated":         {ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"a~b/c": "1"}}},
 		"own pools":         {ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{policy.AnnotationIPv6Pools: `["v6"]`}}},
 		"forged provenance": {ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{policy.AnnotationProvenance: forged}}},
-		"already frozen":    {ObjectMeta: metav1.ObjectMeta{Annotations: policy.Freeze(nil, policy.Namespace{Name: "payments", ResourceVersion: "5", Annotations: map[string]string{policy.AnnotationIPv4Pools: `["trusted"]`}}).Apply(nil)}},
+		"already frozen":    {ObjectMeta: metav1.ObjectMeta{Annotations: policy.Freeze(nil, policy.Namespace{Name: "payments", ResourceVersion: "5", Annotations: map[string]string{policy.AnnotationIPv4Pools: `["trusted"]`}}, nil).Apply(nil)}},
 		"host network":      {Spec: corev1.PodSpec{HostNetwork: true}},
 	}
 	for name, p := range pods {

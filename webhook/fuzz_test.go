@@ -97,7 +97,17 @@ func FuzzAdmissionReview(f *testing.F) {
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
 		return p
 	}
-	good := policy.Freeze(nil, policy.Namespace{Name: "payments", Annotations: map[string]string{policy.AnnotationIPv4Pools: `["trusted"]`}}).Apply(nil)
+	validatePod, mutatePod, validateNS, validatePool, lookup, src := fuzzHandlers(f)
+	scheme, err := NewScheme()
+	if err != nil {
+		f.Fatal(err)
+	}
+	subresources := Handlers(scheme, lookup, src, Enforcer{Mode: Enforce})[PathValidatePodSubresource].WithRecoverPanic(false)
+	ix, err := src.Snapshot(context.Background())
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := policy.Freeze(nil, policy.Namespace{Name: "payments", Annotations: map[string]string{policy.AnnotationIPv4Pools: `["trusted"]`}}, ix).Apply(nil)
 	f.Add(review(admissionv1.Create, frozen(good), nil))
 	f.Add(review(admissionv1.Create, frozen(nil), nil))
 	f.Add(review(admissionv1.Create, frozen(map[string]string{policy.AnnotationIPv4Pools: `["general"]`}), nil))
@@ -112,11 +122,26 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Add([]byte(`{"request":{"uid":"x","operation":"CREATE","object":{"kind":"Pod"}}}`))
 	f.Add([]byte(`{"request":{"uid":"x","operation":"CREATE","object":"not an object"}}`))
 	f.Add([]byte(`not json`))
+	f.Add([]byte(`{"request":{"uid":"x","operation":"CREATE","subResource":"binding","namespace":"payments","name":"p","object":{"metadata":{"annotations":{"cni.projectcalico.org/ipv4pools":"[\"trusted\"]"}},"target":{"name":"n"}}}}`))
 
-	validatePod, mutatePod, validateNS, validatePool, lookup, src := fuzzHandlers(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, h := range []http.Handler{mutatePod, validateNS, validatePool} {
 			serve(t, h, body)
+		}
+		// A subresource CREATE may be allowed only when its object carries
+		// no frozen annotation.
+		if _, resp := serve(t, subresources, body); resp != nil && resp.Allowed {
+			var in admissionv1.AdmissionReview
+			if json.Unmarshal(body, &in) == nil && in.Request != nil && in.Request.Operation == admissionv1.Create && in.Request.SubResource != "" {
+				var meta metav1.PartialObjectMetadata
+				if json.Unmarshal(in.Request.Object.Raw, &meta) == nil {
+					for _, k := range policy.GuardedKeys {
+						if _, ok := meta.Annotations[k]; ok {
+							t.Fatalf("pods/%s carrying %s allowed", in.Request.SubResource, k)
+						}
+					}
+				}
+			}
 		}
 		code, resp := serve(t, validatePod, body)
 		var in admissionv1.AdmissionReview
@@ -152,11 +177,15 @@ func FuzzAdmissionReview(f *testing.F) {
 			if err != nil {
 				t.Fatalf("pod in unknown namespace %q allowed", nsName)
 			}
-			if !policy.IsFrozen(pod.Annotations, ns) {
+			ix, _ := src.Snapshot(context.Background())
+			if !policy.IsFrozen(pod.Annotations, ns, ix) {
 				t.Fatalf("unfrozen pod allowed: %v", pod.Annotations)
 			}
-			ix, _ := src.Snapshot(context.Background())
-			deny, _ := policy.Split(policy.CheckPod(frozenOf(pod.Annotations), policy.Subject{Namespace: ns}, ix))
+			frozen, err := policy.ReadFrozen(ns.Name, pod.Annotations)
+			if err != nil {
+				t.Fatalf("pod allowed whose frozen state does not read back: %v", err)
+			}
+			deny, _ := policy.Split(policy.CheckPod(frozen, policy.Subject{Namespace: ns}, ix))
 			if len(deny) > 0 {
 				t.Fatalf("pod allowed despite %v", deny)
 			}

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,7 +12,6 @@ import (
 
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
-	"poolguard.dev/poolguard/pools"
 	"poolguard.dev/poolguard/pools/source"
 )
 
@@ -23,20 +23,29 @@ type IPPoolDefaulter struct{}
 
 var _ admission.Defaulter[*v1alpha1.IPPool] = IPPoolDefaulter{}
 
-// Default normalises the CIDR's spelling and sets the defaults. A CIDR that
-// does not parse is left for the validator to refuse with a clear message.
-func (IPPoolDefaulter) Default(_ context.Context, p *v1alpha1.IPPool) error {
+// Default normalises the CIDR's spelling and sets the defaults.
+//
+// A CIDR it cannot normalise is refused here, with policy's message ("did
+// you mean 198.51.100.0/24?"): the API server runs the CRD's CEL rules
+// after the mutating webhooks and before the validating ones, and a CEL
+// message cannot compute the suggestion within its cost budget, so this is
+// the one place left where the person still gets it.
+func (IPPoolDefaulter) Default(ctx context.Context, p *v1alpha1.IPPool) error {
 	if p.Spec.AssignmentMode == "" {
 		p.Spec.AssignmentMode = v1alpha1.AssignmentAutomatic
 	}
-	if cidr, err := policy.ParsePoolCIDR(p.Spec.CIDR); err == nil {
-		// One spelling per range ("2001:DB8:0::/48" is stored as
-		// "2001:db8::/48"), so that people, firewall exports and CIDR
-		// references in pod annotations all read the same string.
-		p.Spec.CIDR = cidr.String()
-		if p.Spec.BlockSize == 0 {
-			p.Spec.BlockSize = int32(policy.DefaultBlockSize(policy.FamilyOf(cidr)))
-		}
+	cidr, err := policy.ParsePoolCIDR(p.Spec.CIDR)
+	if err != nil {
+		req, _ := admission.RequestFromContext(ctx)
+		record(ctx, "ippools", string(req.Operation), outcomeDenied, policy.Reason(err))
+		return apierrors.NewInvalid(ippoolGK, p.Name, fieldErrors([]error{&policy.PoolError{Field: policy.FieldCIDR, Value: p.Spec.CIDR, Err: err}}))
+	}
+	// One spelling per range ("2001:DB8:0::/48" is stored as
+	// "2001:db8::/48"), so that people, firewall exports and CIDR
+	// references in pod annotations all read the same string.
+	p.Spec.CIDR = cidr.String()
+	if p.Spec.BlockSize == 0 {
+		p.Spec.BlockSize = int32(policy.DefaultBlockSize(policy.FamilyOf(cidr)))
 	}
 	return nil
 }
@@ -66,10 +75,10 @@ func (v IPPoolValidator) ValidateUpdate(ctx context.Context, oldP, newP *v1alpha
 func (v IPPoolValidator) ValidateDelete(ctx context.Context, p *v1alpha1.IPPool) (admission.Warnings, error) {
 	req, _ := admission.RequestFromContext(ctx)
 	if !inUse(p) {
-		record("ippools", string(req.Operation), outcomeAllowed, "ok")
+		record(ctx, "ippools", string(req.Operation), outcomeAllowed, "ok")
 		return nil, nil
 	}
-	record("ippools", string(req.Operation), outcomeAllowed, "deletion_held")
+	record(ctx, "ippools", string(req.Operation), outcomeAllowed, "deletion_held")
 	return admission.Warnings{fmt.Sprintf(
 		"IPPool %q still has %d allocated addresses: its deletion is held by finalizer %s until the pods using them are gone; it hands out no new addresses meanwhile",
 		p.Name, p.Status.Allocated, policy.FinalizerAllocations)}, nil
@@ -83,64 +92,73 @@ func inUse(p *v1alpha1.IPPool) bool {
 func (v IPPoolValidator) check(ctx context.Context, oldP, p *v1alpha1.IPPool) (admission.Warnings, error) {
 	req, _ := admission.RequestFromContext(ctx)
 	op := string(req.Operation)
-	errs := validateIPPool(oldP, p)
-	var warns admission.Warnings
-	if len(errs) == 0 && (oldP == nil || oldP.Spec.CIDR != p.Spec.CIDR) {
-		cidr, _ := policy.ParsePoolCIDR(p.Spec.CIDR)
+	spec := poolSpec(p)
+	var old *policy.PoolSpec
+	oldInUse := false
+	if oldP != nil {
+		o := poolSpec(oldP)
+		old, oldInUse = &o, inUse(oldP)
+	}
+	// The other pools matter only for a new CIDR: skip the snapshot (and
+	// its failure modes) for every other change.
+	var others []policy.Pool
+	if old == nil || old.CIDR != spec.CIDR {
 		index, err := v.Pools.Snapshot(ctx)
 		if err != nil {
-			record("ippools", op, outcomeError, "pool_lookup")
+			record(ctx, "ippools", op, outcomeError, "pool_lookup")
 			return nil, apierrors.NewServiceUnavailable(err.Error())
 		}
-		if other, ok := policy.FindOverlap(p.Name, cidr, index.All()); ok {
-			errs = append(errs, field.Invalid(field.NewPath("spec", "cidr"), p.Spec.CIDR,
-				fmt.Sprintf("%v: %s overlaps IPPool %q (%s); an address must belong to exactly one pool", policy.ErrOverlap, cidr, other.Name, other.CIDR)))
-		}
+		others = index.All()
 	}
-	if oldP != nil && !oldP.Spec.Disabled && p.Spec.Disabled && inUse(p) {
-		warns = append(warns, fmt.Sprintf("IPPool %q is now disabled: its %d allocated addresses stay, new pods naming it are refused", p.Name, p.Status.Allocated))
+	warns := admission.Warnings(policy.IPPoolWarnings(spec, old, inUse(p), p.Status.Allocated))
+	if errs := policy.CheckIPPool(spec, old, oldInUse, others); len(errs) > 0 {
+		record(ctx, "ippools", op, outcomeDenied, reasonOf(errs))
+		return warns, apierrors.NewInvalid(ippoolGK, p.Name, fieldErrors(errs))
 	}
-	if len(errs) > 0 {
-		record("ippools", op, outcomeDenied, reasonOf(errs))
-		return warns, apierrors.NewInvalid(ippoolGK, p.Name, errs)
-	}
-	record("ippools", op, outcomeAllowed, "ok")
+	record(ctx, "ippools", op, outcomeAllowed, "ok")
 	return warns, nil
 }
 
-// validateIPPool checks what can be checked without other pools.
-func validateIPPool(oldP, p *v1alpha1.IPPool) field.ErrorList {
-	var errs field.ErrorList
-	spec := field.NewPath("spec")
-	cidr, err := policy.ParsePoolCIDR(p.Spec.CIDR)
-	if err != nil {
-		errs = append(errs, field.Invalid(spec.Child("cidr"), p.Spec.CIDR, err.Error()))
-	} else if err := policy.CheckBlockSize(policy.FamilyOf(cidr), int(p.Spec.BlockSize)); err != nil {
-		errs = append(errs, field.Invalid(spec.Child("blockSize"), p.Spec.BlockSize, err.Error()))
+// poolSpec is the IPPool as policy.CheckIPPool reads it.
+func poolSpec(p *v1alpha1.IPPool) policy.PoolSpec {
+	return policy.PoolSpec{
+		Name:              p.Name,
+		CIDR:              p.Spec.CIDR,
+		BlockSize:         int(p.Spec.BlockSize),
+		Disabled:          p.Spec.Disabled,
+		NamespaceSelector: p.Spec.NamespaceSelector,
+		NodeSelector:      p.Spec.NodeSelector,
 	}
-	if err == nil {
-		if _, err := pools.FromIPPool(p); err != nil {
-			errs = append(errs, field.Invalid(spec, "selector", err.Error()))
-		}
-	}
-	if oldP != nil && inUse(oldP) {
-		msg := fmt.Sprintf("%v: IPPool %q has allocated addresses; create a new pool instead, move the workloads, then delete this one", policy.ErrPoolInUse, p.Name)
-		if oldCIDR, _ := policy.ParsePoolCIDR(oldP.Spec.CIDR); err != nil || oldCIDR != cidr {
-			errs = append(errs, field.Forbidden(spec.Child("cidr"), msg))
-		}
-		if oldP.Spec.BlockSize != p.Spec.BlockSize {
-			errs = append(errs, field.Forbidden(spec.Child("blockSize"), msg))
-		}
-	}
-	return errs
 }
 
-// reasonOf maps field errors to a metric reason.
-func reasonOf(errs field.ErrorList) string {
-	for _, e := range errs {
-		if e.Type == field.ErrorTypeForbidden {
+// fieldErrors maps the policy's violations to field errors under spec: a
+// change refused because the pool is in use is Forbidden (the value is
+// fine, the moment is not), everything else Invalid.
+func fieldErrors(errs []error) field.ErrorList {
+	out := make(field.ErrorList, 0, len(errs))
+	for _, err := range errs {
+		path, value := field.NewPath("spec"), any(nil)
+		var pe *policy.PoolError
+		if errors.As(err, &pe) {
+			path, value = path.Child(pe.Field), pe.Value
+		}
+		if errors.Is(err, policy.ErrPoolInUse) {
+			out = append(out, field.Forbidden(path, err.Error()))
+			continue
+		}
+		out = append(out, field.Invalid(path, value, err.Error()))
+	}
+	return out
+}
+
+// reasonOf is the metric reason of a denial: pool_in_use when any change
+// was refused because the pool is in use (the one a person must act on
+// differently), else the first violation's.
+func reasonOf(errs []error) string {
+	for _, err := range errs {
+		if errors.Is(err, policy.ErrPoolInUse) {
 			return policy.Reason(policy.ErrPoolInUse)
 		}
 	}
-	return policy.Reason(policy.ErrInvalidPool)
+	return policy.Reason(errs[0])
 }

@@ -37,7 +37,7 @@ func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, oldNS, newNS *c
 	defaultsChanged := len(policy.ChangedGuardedKeys(oldNS.Annotations, newNS.Annotations)) > 0
 	if !defaultsChanged && maps.Equal(oldNS.Labels, newNS.Labels) {
 		req, _ := admission.RequestFromContext(ctx)
-		record("namespaces", string(req.Operation), outcomeAllowed, "unchanged")
+		record(ctx, "namespaces", string(req.Operation), outcomeAllowed, "unchanged")
 		return nil, nil
 	}
 	warns, err := v.check(ctx, newNS, nil)
@@ -57,20 +57,20 @@ func (v *NamespaceValidator) check(ctx context.Context, obj *corev1.Namespace, w
 	op := string(req.Operation)
 	if _, v4 := obj.Annotations[policy.AnnotationIPv4Pools]; !v4 {
 		if _, v6 := obj.Annotations[policy.AnnotationIPv6Pools]; !v6 {
-			record("namespaces", op, outcomeAllowed, "no_default")
+			record(ctx, "namespaces", op, outcomeAllowed, "no_default")
 			return warns, nil
 		}
 	}
 	index, err := v.Pools.Snapshot(ctx)
 	if err != nil {
-		record("namespaces", op, outcomeError, "pool_lookup")
+		record(ctx, "namespaces", op, outcomeError, "pool_lookup")
 		return nil, apierrors.NewServiceUnavailable(err.Error())
 	}
 	ns := policy.Namespace{Name: obj.Name, Labels: obj.Labels, Annotations: obj.Annotations}
 	deny, warn := policy.Split(policy.CheckNamespace(ns, index))
 	warns = append(warns, warnings(warn)...)
 	if len(deny) == 0 {
-		record("namespaces", op, outcomeAllowed, "ok")
+		record(ctx, "namespaces", op, outcomeAllowed, "ok")
 		return warns, nil
 	}
 	return v.deny(ctx, "namespaces", obj.Name, firstReason(deny), warns, invalid(namespaceGK, obj.Name, deny))

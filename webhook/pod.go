@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,9 +16,11 @@ import (
 var podGK = corev1.SchemeGroupVersion.WithKind("Pod").GroupKind()
 
 // PodFreezer is the mutating webhook: on pod CREATE it writes the effective
-// pool lists and the provenance onto the pod.
+// pool lists and the provenance onto the pod, pinning each named pool to
+// its current range.
 type PodFreezer struct {
 	Lookup Lookup
+	Pools  source.Source
 }
 
 var _ admission.Defaulter[*corev1.Pod] = &PodFreezer{}
@@ -30,17 +31,22 @@ func (f *PodFreezer) Default(ctx context.Context, pod *corev1.Pod) error {
 	req, _ := admission.RequestFromContext(ctx)
 	op := string(req.Operation)
 	if pod.Spec.HostNetwork {
-		record("pods", op, outcomeAllowed, "host_network")
+		record(ctx, "pods", op, outcomeAllowed, "host_network")
 		return nil
 	}
 	ns, err := f.Lookup.Namespace(ctx, podNamespace(pod, req))
 	if err != nil {
-		record("pods", op, outcomeError, "namespace_lookup")
+		record(ctx, "pods", op, outcomeError, "namespace_lookup")
 		return apierrors.NewServiceUnavailable(err.Error())
 	}
-	frozen := policy.Freeze(pod.Annotations, ns)
+	index, err := f.Pools.Snapshot(ctx)
+	if err != nil {
+		record(ctx, "pods", op, outcomeError, "pool_lookup")
+		return apierrors.NewServiceUnavailable(err.Error())
+	}
+	frozen := policy.Freeze(pod.Annotations, ns, index)
 	pod.Annotations = frozen.Apply(pod.Annotations)
-	record("pods", op, outcomeMutated, "frozen_"+string(frozen.Provenance.IPv4)+"_"+string(frozen.Provenance.IPv6))
+	record(ctx, "pods", op, outcomeMutated, "frozen_"+string(frozen.Provenance.IPv4)+"_"+string(frozen.Provenance.IPv6))
 	return nil
 }
 
@@ -84,24 +90,27 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 	req, _ := admission.RequestFromContext(ctx)
 	op := string(req.Operation)
 	if pod.Spec.HostNetwork {
-		record("pods", op, outcomeAllowed, "host_network")
-		return hostNetworkWarnings(pod), nil
+		// The configurations' match conditions keep hostNetwork pods away;
+		// a direct caller gets the same answer.
+		record(ctx, "pods", op, outcomeAllowed, "host_network")
+		return nil, nil
 	}
 	ns, err := v.Lookup.Namespace(ctx, podNamespace(pod, req))
 	if err != nil {
-		record("pods", op, outcomeError, "namespace_lookup")
+		record(ctx, "pods", op, outcomeError, "namespace_lookup")
 		return nil, apierrors.NewServiceUnavailable(err.Error())
-	}
-	if !policy.IsFrozen(pod.Annotations, ns) {
-		return v.deny(ctx, "pods", ns.Name, policy.Reason(policy.ErrNotFrozen), nil, apierrors.NewInvalid(podGK, podName(pod, req), field.ErrorList{
-			field.Invalid(annotationPath(policy.AnnotationProvenance), pod.Annotations[policy.AnnotationProvenance],
-				fmt.Sprintf(policy.MsgNotFrozen, policy.AnnotationProvenance)),
-		}))
 	}
 	index, err := v.Pools.Snapshot(ctx)
 	if err != nil {
-		record("pods", op, outcomeError, "pool_lookup")
+		record(ctx, "pods", op, outcomeError, "pool_lookup")
 		return nil, apierrors.NewServiceUnavailable(err.Error())
+	}
+	frozen, err := policy.ReadFrozen(ns.Name, pod.Annotations)
+	if err != nil || !policy.IsFrozen(pod.Annotations, ns, index) {
+		return v.deny(ctx, "pods", ns.Name, policy.Reason(policy.ErrNotFrozen), nil, apierrors.NewInvalid(podGK, podName(pod, req), field.ErrorList{
+			field.Invalid(annotationPath(policy.AnnotationProvenance), policy.Excerpt(pod.Annotations[policy.AnnotationProvenance]),
+				fmt.Sprintf(policy.MsgNotFrozen, policy.AnnotationProvenance)),
+		}))
 	}
 	subject := policy.Subject{Namespace: ns}
 	var warns admission.Warnings
@@ -114,14 +123,13 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 			warns = append(warns, fmt.Sprintf("node %q could not be read (%v); pool nodeSelectors will be checked on the node", pod.Spec.NodeName, err))
 		}
 	}
-	frozen := frozenOf(pod.Annotations)
 	deny, warn := policy.Split(policy.CheckPod(frozen, subject, index))
 	warns = append(warns, warnings(warn)...)
 	warns = append(warns, suspicious(frozen, ns, index)...)
 	if len(deny) > 0 {
 		return v.deny(ctx, "pods", ns.Name, firstReason(deny), warns, invalid(podGK, podName(pod, req), deny))
 	}
-	record("pods", op, outcomeAllowed, "ok")
+	record(ctx, "pods", op, outcomeAllowed, "ok")
 	return warns, nil
 }
 
@@ -129,12 +137,12 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 func (v *PodValidator) ValidateUpdate(ctx context.Context, oldPod, newPod *corev1.Pod) (admission.Warnings, error) {
 	req, _ := admission.RequestFromContext(ctx)
 	if newPod.Spec.HostNetwork {
-		record("pods", string(req.Operation), outcomeAllowed, "host_network")
+		record(ctx, "pods", string(req.Operation), outcomeAllowed, "host_network")
 		return nil, nil
 	}
 	changed := policy.ChangedGuardedKeys(oldPod.Annotations, newPod.Annotations)
 	if len(changed) == 0 {
-		record("pods", string(req.Operation), outcomeAllowed, "ok")
+		record(ctx, "pods", string(req.Operation), outcomeAllowed, "ok")
 		return nil, nil
 	}
 	errs := make(field.ErrorList, 0, len(changed))
@@ -147,19 +155,6 @@ func (v *PodValidator) ValidateUpdate(ctx context.Context, oldPod, newPod *corev
 // ValidateDelete allows every delete: the webhook is not registered for it.
 func (v *PodValidator) ValidateDelete(context.Context, *corev1.Pod) (admission.Warnings, error) {
 	return nil, nil
-}
-
-// frozenOf reads a frozen pod's lists back.
-func frozenOf(ann map[string]string) policy.Frozen {
-	var f policy.Frozen
-	if v, ok := ann[policy.AnnotationIPv4Pools]; ok {
-		f.IPv4 = &v
-	}
-	if v, ok := ann[policy.AnnotationIPv6Pools]; ok {
-		f.IPv6 = &v
-	}
-	f.Provenance, _ = policy.ParseProvenance(ann[policy.AnnotationProvenance])
-	return f
 }
 
 // suspicious returns warnings for pods that are allowed but probably not
@@ -188,19 +183,4 @@ func suspicious(frozen policy.Frozen, ns policy.Namespace, index *policy.Index) 
 		}
 	}
 	return out
-}
-
-// hostNetworkWarnings tells the author of a hostNetwork pod that its pool
-// annotations mean nothing.
-func hostNetworkWarnings(pod *corev1.Pod) admission.Warnings {
-	var keys []string
-	for _, k := range []string{policy.AnnotationIPv4Pools, policy.AnnotationIPv6Pools} {
-		if _, ok := pod.Annotations[k]; ok {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	return admission.Warnings{fmt.Sprintf("hostNetwork pods use the node's addresses: %s ignored", strings.Join(keys, ", "))}
 }

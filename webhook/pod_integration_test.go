@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
 )
 
@@ -217,6 +218,8 @@ func TestPodCreateDenied(t *testing.T) {
 		{"empty list", map[string]string{v4: `[]`}, []string{v4, "empty"}, false},
 		{"duplicates", map[string]string{v4: `["a","a"]`}, []string{v4, "listed twice"}, false},
 		{"oversized", map[string]string{v4: `["` + strings.Repeat("a", 5000) + `"]`}, []string{v4, "bytes"}, false},
+		// 225 KB, as an attacker would send to fill events and responses.
+		{"huge", map[string]string{v4: `["` + strings.Repeat("b", 225*1024) + `"]`}, []string{v4, "230404 bytes in all"}, false},
 		{"cidr of no pool", map[string]string{v4: `["198.19.0.0/24"]`}, []string{v4, "does not exist"}, false},
 	}
 	for i, tc := range cases {
@@ -233,6 +236,10 @@ func TestPodCreateDenied(t *testing.T) {
 			mustContain(t, err, tc.want...)
 			if !strings.Contains(err.Error(), "denied the request") {
 				t.Fatalf("not refused by the webhook: %v", err)
+			}
+			// A denial quotes a bounded prefix of what the client sent.
+			if n := len(err.Error()); n > 4*policy.MaxQuotedBytes+1024 {
+				t.Fatalf("denial of %d bytes echoes the value back: %.300s", n, err)
 			}
 		})
 	}
@@ -326,4 +333,51 @@ func TestFrozenAnnotationsImmutable(t *testing.T) {
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestPoolRecreatedUnderSameName: the freeze pins each named pool to its
+// range; after the pool is deleted and re-created under the same name with
+// another range, the admitted pod's provenance still names the old range (so
+// the plugin refuses the new one, see cni/integration), and a new pod is
+// pinned to the new range.
+func TestPoolRecreatedUnderSameName(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newClient(t)
+	nsName := uniq(t, "ns")
+	name := uniq(t, "moving")
+	makePool(t, name, "198.51.100.0/26", true, nsName)
+	makeNamespace(t, c, nsName, map[string]string{policy.AnnotationIPv4Pools: `["` + name + `"]`})
+	before := pod(nsName, "before", nil)
+	if err := c.Create(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	if got := provenance(t, before).Ranges[name]; got != "198.51.100.0/26" {
+		t.Fatalf("provenance pins %q to %q, want its range 198.51.100.0/26: %v", name, got, before.Annotations)
+	}
+	if err := env.Client.Delete(ctx, &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	makePool(t, name, "198.51.100.64/26", true, nsName)
+	var after *corev1.Pod
+	for range 100 {
+		after = pod(nsName, "", nil)
+		after.GenerateName = "after-"
+		if err := c.Create(ctx, after); err != nil {
+			t.Fatal(err)
+		}
+		if provenance(t, after).Ranges[name] == "198.51.100.64/26" {
+			break
+		}
+		sleep() // the webhook's pool cache has not seen the new pool yet
+	}
+	if got := provenance(t, after).Ranges[name]; got != "198.51.100.64/26" {
+		t.Fatalf("a pod created after the re-creation pins %q to %q", name, got)
+	}
+	var live corev1.Pod
+	if err := c.Get(ctx, client.ObjectKeyFromObject(before), &live); err != nil {
+		t.Fatal(err)
+	}
+	if got := provenance(t, &live).Ranges[name]; got != "198.51.100.0/26" {
+		t.Fatalf("the admitted pod's pin changed to %q", got)
+	}
 }

@@ -34,6 +34,11 @@ func NewScheme() (*runtime.Scheme, error) {
 type Options struct {
 	// Enforcement is Enforce (default) or Warn.
 	Enforcement Enforcement
+	// ExcludedNamespaces are the namespaces the webhook configurations
+	// leave out (ConfigOptions.ExcludedNamespaces): the API server never
+	// sends requests about them, so one that arrives is not genuine and
+	// records no event and no metric.
+	ExcludedNamespaces []string
 }
 
 // Setup registers poolguard's admission handlers on the manager's webhook
@@ -66,7 +71,7 @@ func Setup(mgr manager.Manager, o Options) error {
 
 	srv := mgr.GetWebhookServer()
 	for path, h := range Handlers(mgr.GetScheme(), lookup, source, enforcer) {
-		srv.Register(path, h)
+		srv.Register(path, Screened(h, o.ExcludedNamespaces))
 	}
 
 	if err := mgr.AddReadyzCheck("webhook-server", srv.StartedChecker()); err != nil {
@@ -91,16 +96,29 @@ func cacheSynced(mgr manager.Manager) func(*http.Request) error {
 	}
 }
 
+// Screened puts the webhook's handler behind screen, in place, so that
+// requests about excluded namespaces (which the API server never sends)
+// record no event and no metric.
+func Screened(w *admission.Webhook, excluded []string) *admission.Webhook {
+	set := make(map[string]bool, len(excluded))
+	for _, ns := range excluded {
+		set[ns] = true
+	}
+	w.Handler = screen{excluded: set, next: w.Handler}
+	return w
+}
+
 // Handlers returns every admission handler by path: controller-runtime's
 // typed defaulters and validators over poolguard's policy (the pod freeze
 // through a handler that patches only what it wrote, see freezeHandler). Setup serves them;
 // the fuzz target feeds them raw bytes.
 func Handlers(scheme *runtime.Scheme, lookup Lookup, source source.Source, enforcer Enforcer) map[string]*admission.Webhook {
 	return map[string]*admission.Webhook{
-		PathMutatePod:         newFreezeWebhook(scheme, &PodFreezer{Lookup: lookup}),
-		PathValidatePod:       admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source}).WithRecoverPanic(true),
-		PathValidateNamespace: admission.WithValidator[*corev1.Namespace](scheme, &NamespaceValidator{Enforcer: enforcer, Pools: source}).WithRecoverPanic(true),
-		PathMutateIPPool:      admission.WithDefaulter[*v1alpha1.IPPool](scheme, IPPoolDefaulter{}).WithRecoverPanic(true),
-		PathValidateIPPool:    admission.WithValidator[*v1alpha1.IPPool](scheme, IPPoolValidator{Pools: source}).WithRecoverPanic(true),
+		PathMutatePod:              newFreezeWebhook(scheme, &PodFreezer{Lookup: lookup, Pools: source}),
+		PathValidatePodSubresource: (&admission.Webhook{Handler: PodSubresourceValidator{Enforcer: enforcer}}).WithRecoverPanic(true),
+		PathValidatePod:            admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source}).WithRecoverPanic(true),
+		PathValidateNamespace:      admission.WithValidator[*corev1.Namespace](scheme, &NamespaceValidator{Enforcer: enforcer, Pools: source}).WithRecoverPanic(true),
+		PathMutateIPPool:           admission.WithDefaulter[*v1alpha1.IPPool](scheme, IPPoolDefaulter{}).WithRecoverPanic(true),
+		PathValidateIPPool:         admission.WithValidator[*v1alpha1.IPPool](scheme, IPPoolValidator{Pools: source}).WithRecoverPanic(true),
 	}
 }

@@ -93,9 +93,9 @@ func (e Enforcer) deny(ctx context.Context, resource, namespace, reason string, 
 	op := string(req.Operation)
 	e.Events.denied(ctx, req, namespace, e.Mode, err)
 	if e.Mode == Warn {
-		record(resource, op, outcomeWarned, reason)
+		record(ctx, resource, op, outcomeWarned, reason)
 		return append(warns, warnPrefix+err.Error()), nil
 	}
-	record(resource, op, outcomeDenied, reason)
+	record(ctx, resource, op, outcomeDenied, reason)
 	return warns, err
 }

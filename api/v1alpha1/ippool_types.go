@@ -17,11 +17,25 @@ const (
 )
 
 // IPPoolSpec is what a security team declares about a range of addresses.
+//
+// The block size bounds per family are policy.MinBlockSizeV4 and friends;
+// markers cannot name Go constants, so TestIPPoolCEL checks the rules
+// against them. 0 or absent means the family's default. The messages are
+// fixed strings: a messageExpression that converts a number or a CIDR to a
+// string has no size bound, and the API server refuses its estimated cost.
+// +kubebuilder:validation:XValidation:rule=`!has(self.blockSize) || self.blockSize == 0 || !isCIDR(self.cidr) || cidr(self.cidr).ip().family() != 4 || (self.blockSize >= 20 && self.blockSize <= 32)`,message="blockSize is out of range for IPv4 pools (20 to 32)",fieldPath=`.blockSize`,reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule=`!has(self.blockSize) || self.blockSize == 0 || !isCIDR(self.cidr) || cidr(self.cidr).ip().family() != 6 || (self.blockSize >= 116 && self.blockSize <= 128)`,message="blockSize is out of range for IPv6 pools (116 to 128)",fieldPath=`.blockSize`,reason=FieldValueInvalid
 type IPPoolSpec struct {
 	// CIDR is the IPv4 or IPv6 range of the pool, in canonical form (no host
 	// bits set). It cannot change while addresses are allocated from it.
+	//
+	// The API server itself refuses what is not a CIDR and a CIDR with host
+	// bits set (CEL rules), so those hold while poolguard's webhook is down;
+	// the webhook adds the overlap and in-use checks.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule=`isCIDR(self)`,messageExpression=`'cidr "' + self + '" is not a CIDR: write an IPv4 or IPv6 range with its prefix length, such as 198.51.100.0/24 or 2001:db8::/48 (no zone, no leading zeros, and no IPv4-mapped IPv6 range: write the IPv4 range)'`,reason=FieldValueInvalid
+	// +kubebuilder:validation:XValidation:rule=`!isCIDR(self) || cidr(self) == cidr(self).masked()`,messageExpression=`'cidr "' + self + '" has host bits set: write the network address of the range, every bit after the prefix length zero (198.51.100.0/24, not 198.51.100.7/24)'`,reason=FieldValueInvalid
 	CIDR string `json:"cidr"`
 
 	// BlockSize is the prefix length of the blocks the allocator hands to
@@ -59,14 +73,17 @@ type IPPoolSpec struct {
 type IPPoolStatus struct {
 	// Family is IPv4 or IPv6, derived from the CIDR.
 	// +optional
+	// +kubebuilder:validation:Enum=IPv4;IPv6
 	Family string `json:"family,omitempty"`
 
 	// Capacity is the number of addresses the pool can hand out.
 	// +optional
+	// +kubebuilder:validation:Minimum=0
 	Capacity int64 `json:"capacity,omitempty"`
 
 	// Allocated is the number of addresses currently allocated.
 	// +optional
+	// +kubebuilder:validation:Minimum=0
 	Allocated int64 `json:"allocated"`
 
 	// Free is Capacity minus Allocated.

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -104,6 +105,33 @@ current-context: c
 		c = conf
 		c.Kubeconfig = "/nonexistent/kubeconfig"
 		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e9", Pod: pod, Conf: c}), 7, "/nonexistent/kubeconfig")
+	})
+	t.Run("pool re-created under the same name with another range", func(t *testing.T) {
+		// The pod was admitted while "err-moved" was 198.51.100.0/28: the
+		// webhook pinned that range into its provenance. The security team
+		// deletes the pool and creates another of the same name elsewhere.
+		createPool(t, "err-moved", "198.51.100.0/28", func(s *apiv1alpha1.IPPoolSpec) { s.AssignmentMode = apiv1alpha1.AssignmentManual })
+		ann := frozen([]string{"err-moved"})
+		prov, err := policy.ParseProvenance(ann[policy.AnnotationProvenance])
+		if err != nil {
+			t.Fatal(err)
+		}
+		prov.Ranges = map[string]string{"err-moved": "198.51.100.0/28"}
+		ann[policy.AnnotationProvenance] = prov.String()
+		pinned := createPod(t, "errs", "pinned", "err-node", ann)
+		if err := kc.Delete(context.Background(), &apiv1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "err-moved"}}); err != nil {
+			t.Fatal(err)
+		}
+		createPool(t, "err-moved", "198.51.100.16/28", func(s *apiv1alpha1.IPPoolSpec) { s.AssignmentMode = apiv1alpha1.AssignmentManual })
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e11", Pod: pinned, Conf: conf}), 100,
+			"errs/pinned", "err-moved", "198.51.100.16/28", "198.51.100.0/28", "delete the pod and create it again")
+		// A pod admitted after the change is pinned to the new range and
+		// gets an address from it.
+		prov.Ranges["err-moved"] = "198.51.100.16/28"
+		ann[policy.AnnotationProvenance] = prov.String()
+		fresh := createPod(t, "errs", "fresh", "err-node", ann)
+		o := mustOK(t, do(t, call{Cmd: "ADD", ContainerID: "e12", Pod: fresh, Conf: conf}), "ADD")
+		inPool(t, o.Addrs()[0], "198.51.100.16/28")
 	})
 	t.Run("missing pod identity", func(t *testing.T) {
 		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e10", Conf: conf}), 4, "K8S_POD_NAMESPACE")

@@ -38,7 +38,7 @@ func codeFor(err error) uint {
 		return CodeMismatch
 	case errors.Is(err, policy.ErrUnknownPool), errors.Is(err, policy.ErrWrongFamily),
 		errors.Is(err, policy.ErrForbiddenPool), errors.Is(err, policy.ErrNodeNotAllowed),
-		errors.Is(err, policy.ErrMalformed), errors.Is(err, allocator.ErrNoPool):
+		errors.Is(err, policy.ErrMalformed), errors.Is(err, policy.ErrPoolChanged), errors.Is(err, allocator.ErrNoPool):
 		return CodePoolRefused
 	// Retrying helps: addresses are freed as pods go, a disabled pool may
 	// be enabled again, the API server comes back, contention passes.

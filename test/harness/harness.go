@@ -30,6 +30,7 @@ import (
 
 	allocv1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	"poolguard.dev/poolguard/webhook"
+	"poolguard.dev/poolguard/webhook/clientauth"
 )
 
 // Names used for the webhook's configurations and its (notional) Service.
@@ -38,6 +39,10 @@ const (
 	ServiceName      = "poolguard-webhook"
 	ServiceNamespace = "poolguard-system"
 )
+
+// ExcludedNamespaces are left out of the webhook configurations the harness
+// registers, as the chart leaves out kube-system and its own namespace.
+var ExcludedNamespaces = []string{"kube-system", ServiceNamespace}
 
 // RepoRoot returns the repository's root directory.
 func RepoRoot() string {
@@ -77,6 +82,10 @@ type Options struct {
 	// APIServerArgs are extra kube-apiserver flags (name without dashes,
 	// value), e.g. "profiling": "true" for benchmarks that profile it.
 	APIServerArgs map[string]string
+	// ClientAuth, when set, makes the API server present a client
+	// certificate to the webhook and the in-process webhook require one
+	// (see ClientAuth). Needs Webhook or ExternalWebhook.
+	ClientAuth *ClientAuth
 }
 
 // Env is a running local control plane.
@@ -96,6 +105,14 @@ type Env struct {
 	// Manager runs the webhook; nil without Options.Webhook. Benchmarks
 	// reach the registered handlers through its webhook server's mux.
 	Manager manager.Manager
+	// ClientCAFile is the CA bundle the webhook trusts for client
+	// certificates (for an external webhook's --client-ca-file); empty
+	// without Options.ClientAuth.
+	ClientCAFile string
+
+	// authDir holds the API server's admission configuration; removed by
+	// Stop.
+	authDir string
 
 	cancel context.CancelFunc
 	done   chan error
@@ -138,7 +155,7 @@ func Start(o Options) (*Env, error) {
 			Name:               WebhookName,
 			ServiceName:        ServiceName,
 			ServiceNamespace:   ServiceNamespace,
-			ExcludedNamespaces: []string{"kube-system", ServiceNamespace},
+			ExcludedNamespaces: ExcludedNamespaces,
 		})
 		if o.Mutating != nil {
 			mutating = o.Mutating.DeepCopy()
@@ -160,11 +177,30 @@ func Start(o Options) (*Env, error) {
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{validating},
 		}
 	}
+	var authDir, clientCAFile string
+	started := false
+	if o.ClientAuth != nil {
+		if !o.Webhook && !o.ExternalWebhook {
+			return nil, ErrClientAuthWithoutWebhook
+		}
+		if authDir, err = os.MkdirTemp("", "poolguard-apiserver-auth-"); err != nil {
+			return nil, err
+		}
+		// Every failure below returns without an Env to Stop.
+		defer func() {
+			if !started {
+				_ = os.RemoveAll(authDir)
+			}
+		}()
+		if clientCAFile, err = o.ClientAuth.configure(te, authDir); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := te.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", BinDir(), err)
 	}
-	env := &Env{Config: cfg, Env: te}
+	env := &Env{Config: cfg, Env: te, ClientCAFile: clientCAFile, authDir: authDir}
 	env.Client, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = te.Stop()
@@ -176,7 +212,17 @@ func Start(o Options) (*Env, error) {
 		env.WebhookAddr = net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort))
 	}
 	if !o.Webhook {
+		started = true
 		return env, nil
+	}
+	var tlsOpts []func(*tls.Config)
+	if o.ClientAuth != nil {
+		opt, err := clientauth.Config{CAFile: clientCAFile, AllowedNames: o.ClientAuth.AllowedNames, Log: ctrl.Log.WithName("clientauth")}.TLSOption()
+		if err != nil {
+			_ = te.Stop()
+			return nil, err
+		}
+		tlsOpts = append(tlsOpts, opt)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -186,13 +232,14 @@ func Start(o Options) (*Env, error) {
 			Host:    wio.LocalServingHost,
 			Port:    wio.LocalServingPort,
 			CertDir: wio.LocalServingCertDir,
+			TLSOpts: tlsOpts,
 		}),
 	})
 	if err != nil {
 		_ = te.Stop()
 		return nil, err
 	}
-	if err := webhook.Setup(mgr, webhook.Options{Enforcement: o.Enforcement}); err != nil {
+	if err := webhook.Setup(mgr, webhook.Options{Enforcement: o.Enforcement, ExcludedNamespaces: ExcludedNamespaces}); err != nil {
 		_ = te.Stop()
 		return nil, err
 	}
@@ -212,6 +259,7 @@ func Start(o Options) (*Env, error) {
 		_ = env.Stop()
 		return nil, errors.New("webhook informers did not sync")
 	}
+	started = true
 	return env, nil
 }
 
@@ -245,6 +293,11 @@ func (e *Env) Stop() error {
 	}
 	if err := e.Env.Stop(); err != nil {
 		errs = append(errs, fmt.Errorf("control plane: %w", err))
+	}
+	if e.authDir != "" {
+		if err := os.RemoveAll(e.authDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -14,8 +14,14 @@ chart_test fails when they drift.
 [{{ include "poolguard.celGuardedKeys" . }}].exists(k, (has(object.metadata.annotations) && k in object.metadata.annotations) != (has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations) || (has(object.metadata.annotations) && k in object.metadata.annotations && object.metadata.annotations[k] != oldObject.metadata.annotations[k]))
 {{- end }}
 
-{{/* True for namespace creates that name pools and updates that change the defaults or the labels pools select on. */}}
+{{/* True when the object carries a frozen annotation (a subresource CREATE such as a Binding, whose annotations the API server copies onto the pod). */}}
+{{- define "poolguard.celCarriesFrozen" -}}
+(has(object.metadata.annotations) && [{{ include "poolguard.celGuardedKeys" . }}].exists(k, k in object.metadata.annotations))
+{{- end }}
+
+{{/* True for namespace creates that name pools, and updates that change the defaults or change the labels of a namespace that has a default. */}}
 {{- define "poolguard.celNamespaceRelevant" -}}
 {{- $keys := "'cni.projectcalico.org/ipv4pools', 'cni.projectcalico.org/ipv6pools'" -}}
-request.operation == 'CREATE' ? (has(object.metadata.annotations) && [{{ $keys }}].exists(k, k in object.metadata.annotations)) : ([{{ $keys }}].exists(k, (has(object.metadata.annotations) && k in object.metadata.annotations) != (has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations) || (has(object.metadata.annotations) && k in object.metadata.annotations && object.metadata.annotations[k] != oldObject.metadata.annotations[k])) || (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}))
+{{- $hasDefault := printf "(has(object.metadata.annotations) && [%s].exists(k, k in object.metadata.annotations))" $keys -}}
+request.operation == 'CREATE' ? {{ $hasDefault }} : ([{{ $keys }}].exists(k, (has(object.metadata.annotations) && k in object.metadata.annotations) != (has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations) || (has(object.metadata.annotations) && k in object.metadata.annotations && object.metadata.annotations[k] != oldObject.metadata.annotations[k])) || ({{ $hasDefault }} && (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {})))
 {{- end }}

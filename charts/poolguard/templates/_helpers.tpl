@@ -21,6 +21,7 @@
 {{- define "poolguard.webhookName" -}}{{ include "poolguard.fullname" . }}-webhook{{- end }}
 {{- define "poolguard.cniName" -}}{{ include "poolguard.fullname" . }}-cni{{- end }}
 {{- define "poolguard.tlsSecret" -}}{{ include "poolguard.fullname" . }}-webhook-tls{{- end }}
+{{- define "poolguard.ippoolsConfigMap" -}}{{ include "poolguard.fullname" . }}-ippools{{- end }}
 
 {{- define "poolguard.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
@@ -93,4 +94,11 @@ seccompProfile:
 annotations:
   cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "poolguard.webhookName" . }}
 {{- end }}
+{{- end }}
+
+{{/* The names of the pools in `ippools`, as a JSON list: the resourceNames the webhook may apply. */}}
+{{- define "poolguard.ippoolNames" -}}
+{{- $names := list }}
+{{- range .Values.ippools }}{{ $names = append $names .name }}{{ end }}
+{{- toJson $names }}
 {{- end }}

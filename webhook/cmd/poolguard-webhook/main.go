@@ -7,12 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/zapr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"k8s.io/client-go/rest"
@@ -21,6 +21,7 @@ import (
 	allocatorcontroller "poolguard.dev/poolguard/allocator/controller"
 	"poolguard.dev/poolguard/webhook"
 	"poolguard.dev/poolguard/webhook/certrotator"
+	"poolguard.dev/poolguard/webhook/poolseed"
 )
 
 func main() {
@@ -41,13 +42,28 @@ func run() error {
 		rot         = certrotator.Rotator{}
 		allocOpts   allocatorcontroller.Options
 		allocCtrls  bool
+		excluded    []string
+		// Who may call the webhook and read its metrics: see tls.go.
+		auth          callerAuth
+		metricsSecure bool
 	)
 	flag.StringVar(&certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with the serving certificate (tls.crt, tls.key); a rotated certificate is picked up without restart.")
 	flag.IntVar(&port, "webhook-port", 9443, "Port the admission webhook serves on.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS (the --cert-dir certificate) only to callers the API server authenticates and authorizes for get on /metrics; false: plain HTTP to anyone.")
+	flag.StringVar(&auth.clientCAFile, "client-ca-file", "", "PEM CA bundle: when set, the webhook port requires a client certificate signed by it (the API server's, configured with its AdmissionConfiguration); re-read when the file changes. Empty: any caller is answered.")
+	flag.StringVar(&auth.allowedNames, "client-allowed-names", "", "With --client-ca-file: comma-separated names (subject CN or DNS/URI/e-mail SAN) of which the client certificate must carry one; empty: any certificate the CA signed.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader among replicas for the controllers (admission is served by every replica).")
 	flag.StringVar(&enforcement, "enforcement", string(webhook.Enforce), "enforce: deny violations; warn: admit them with a warning, a metric and an event.")
+	flag.Func("excluded-namespaces", "Comma-separated namespaces the webhook configurations exclude (the chart passes kube-system, the release namespace and webhook.excludedNamespaces): a request about one cannot come from the API server, so it records no event and no metric.", func(v string) error {
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				excluded = append(excluded, ns)
+			}
+		}
+		return nil
+	})
 	// Without cert-manager: keep the certificate in a Secret (see package
 	// certrotator). Off unless --cert-secret is set.
 	flag.StringVar(&rot.SecretName, "cert-secret", "", "Keep the CA and serving certificate in this Secret of the pod's namespace (POD_NAMESPACE), renew them, write them into --cert-dir and inject the CA into the webhook configurations; empty: certificates come from elsewhere (cert-manager).")
@@ -60,6 +76,9 @@ func run() error {
 	flag.BoolVar(&allocCtrls, "allocator-controllers", false, "Run the allocator's leader-elected controllers: garbage collection of addresses whose pod is gone and IPPool status (native mode; off in Calico mode).")
 	flag.DurationVar(&allocOpts.GracePeriod, "gc-grace-period", allocatorcontroller.DefaultGracePeriod, "How long an allocation must look orphaned before it is freed; keep it above the CNI plugin's timeout.")
 	flag.DurationVar(&allocOpts.Interval, "gc-interval", allocatorcontroller.DefaultInterval, "How often the garbage collector sweeps.")
+	// The chart's `ippools` value: applied by the elected replica once it
+	// serves, because helm cannot create them before the webhook does.
+	seedConfigMap := flag.String("ippools-configmap", "", "Apply the IPPools listed in this ConfigMap of the pod's namespace (POD_NAMESPACE, key "+poolseed.DataKey+") once the webhook serves, and again when it changes (elected replica; see package webhook/poolseed); empty: none.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -71,6 +90,11 @@ func run() error {
 	log := ctrl.Log.WithName("setup")
 
 	mode, err := webhook.ParseEnforcement(enforcement)
+	if err != nil {
+		return err
+	}
+	routeStdLog(ctrl.Log.WithName("http"))
+	webhookTLS, err := auth.webhookTLSOpts(ctrl.Log.WithName("clientauth"))
 	if err != nil {
 		return err
 	}
@@ -91,23 +115,28 @@ func run() error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                metricsOptions(metricsAddr, certDir, metricsSecure),
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "poolguard.ipam.poolguard.dev",
 		// The chart sets POD_NAMESPACE from the downward API; empty falls
 		// back to the in-cluster service account's namespace.
 		LeaderElectionNamespace: os.Getenv("POD_NAMESPACE"),
-		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: port, CertDir: certDir}),
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: port, CertDir: certDir, TLSOpts: webhookTLS}),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
-	if err := webhook.Setup(mgr, webhook.Options{Enforcement: mode}); err != nil {
+	if err := webhook.Setup(mgr, webhook.Options{Enforcement: mode, ExcludedNamespaces: excluded}); err != nil {
 		return err
 	}
 	if allocCtrls {
 		if err := allocatorcontroller.Setup(mgr, allocOpts); err != nil {
+			return err
+		}
+	}
+	if *seedConfigMap != "" {
+		if err := poolseed.Setup(mgr, os.Getenv("POD_NAMESPACE"), *seedConfigMap); err != nil {
 			return err
 		}
 	}
@@ -116,7 +145,8 @@ func run() error {
 			return err
 		}
 	}
-	log.Info("starting", "enforcement", mode, "webhookPort", port, "certDir", certDir)
+	log.Info("starting", "enforcement", mode, "webhookPort", port, "certDir", certDir,
+		"clientCAFile", auth.clientCAFile, "metricsSecure", metricsSecure)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
