@@ -105,22 +105,15 @@ func TestReadFrozen(t *testing.T) {
 
 func TestFailSafe(t *testing.T) {
 	ix := testIndex(t)
-	names := func(ps []Pool) string {
-		var out []string
-		for _, p := range ps {
-			out = append(out, p.Name)
-		}
-		return strings.Join(out, ",")
-	}
 	// Never trusted (Manual, namespaceSelector), team (namespaceSelector),
 	// off, gone, tunnel; racked only on its rack.
-	if got := names(ix.FailSafe(IPv4, labels.Set{})); got != "general" {
+	if got := poolNames(ix.FailSafe(IPv4, labels.Set{})); got != "general" {
 		t.Fatalf("fail-safe v4 pools off the rack = %q", got)
 	}
-	if got := names(ix.FailSafe(IPv4, labels.Set{"rack": "r1"})); got != "general,racked" {
+	if got := poolNames(ix.FailSafe(IPv4, labels.Set{"rack": "r1"})); got != "general,racked" {
 		t.Fatalf("fail-safe v4 pools on the rack = %q", got)
 	}
-	if got := names(ix.FailSafe(IPv6, nil)); got != "v6" {
+	if got := poolNames(ix.FailSafe(IPv6, nil)); got != "v6" {
 		t.Fatalf("fail-safe v6 pools = %q", got)
 	}
 }
