@@ -138,7 +138,7 @@ func (p Provenance) String() string {
 // ParseProvenance parses AnnotationProvenance's value strictly.
 func ParseProvenance(value string) (Provenance, error) {
 	var p Provenance
-	if len(value) > MaxAnnotationBytes {
+	if len(value) > MaxProvenanceBytes {
 		return p, fmt.Errorf("%w: provenance of %d bytes", ErrNotFrozen, len(value))
 	}
 	quoted := Excerpt(value)

@@ -74,7 +74,7 @@ func TestParseProvenance(t *testing.T) {
 		`{"ipv4pools":"pod","ipv6pools":"elsewhere"}`,
 		`{"ipv4pools":"pod","ipv6pools":"pod","extra":1}`,
 		`{"ipv4pools":"pod","ipv6pools":"pod"} {}`,
-		`{"ipv4pools":"pod","ipv6pools":"pod","namespace":` + `"` + strings.Repeat("x", MaxAnnotationBytes) + `"}`,
+		`{"ipv4pools":"pod","ipv6pools":"pod","namespace":` + `"` + strings.Repeat("x", MaxProvenanceBytes) + `"}`,
 		`{"ipv4pools":"pod","ipv6pools":"default","ranges":{"a":"198.51.100.1/24"}}`,
 		`{"ipv4pools":"pod","ipv6pools":"default","ranges":{"a":"nope"}}`,
 		`{"ipv4pools":"pod","ipv6pools":"default","ranges":{"UPPER":"198.51.100.0/24"}}`,

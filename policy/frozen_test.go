@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -115,5 +116,30 @@ func TestFailSafe(t *testing.T) {
 	}
 	if got := poolNames(ix.FailSafe(IPv6, nil)); got != "v6" {
 		t.Fatalf("fail-safe v6 pools = %q", got)
+	}
+}
+
+// TestFreezeOfFullListsReadsBack: two lists of the largest allowed size,
+// every entry a pool, freeze into a provenance that parses again.
+func TestFreezeOfFullListsReadsBack(t *testing.T) {
+	var pools []Pool
+	var v4, v6 []string
+	for i := range MaxPoolsPerList {
+		n4 := fmt.Sprintf("%s-%02d", strings.Repeat("a", 200), i)
+		n6 := fmt.Sprintf("%s-%02d", strings.Repeat("b", 200), i)
+		pools = append(pools,
+			Pool{Name: n4, CIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24)},
+			Pool{Name: n6, CIDR: netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x::/48", i))})
+		v4, v6 = append(v4, n4), append(v6, n6)
+	}
+	pod := map[string]string{AnnotationIPv4Pools: FormatPoolList(v4), AnnotationIPv6Pools: FormatPoolList(v6)}
+	for _, v := range pod {
+		if _, err := ParsePoolList(v); err != nil {
+			t.Fatalf("test lists are not valid: %v", err)
+		}
+	}
+	out := Freeze(pod, Namespace{Name: "ns"}, NewIndex(pools)).Apply(copyMap(pod))
+	if _, err := ReadFrozen("ns", out); err != nil {
+		t.Fatalf("Freeze wrote a provenance of %d bytes that does not read back: %v", len(out[AnnotationProvenance]), err)
 	}
 }

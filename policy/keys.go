@@ -59,6 +59,9 @@ const (
 	MaxAnnotationBytes = 4096
 	// MaxPoolsPerList bounds how many pools one annotation may name.
 	MaxPoolsPerList = 16
+	// MaxProvenanceBytes bounds the provenance annotation: its pins repeat
+	// every entry of two full lists (MaxAnnotationBytes each) with a CIDR.
+	MaxProvenanceBytes = 3 * MaxAnnotationBytes
 
 	// MsgImmutable tells a person why an edit was refused and what to do.
 	MsgImmutable = "the pool annotations and %s are frozen when a pod is created and cannot be added, changed or removed; delete the pod and create it again (its controller will do so on rollout) to pick up new pools"

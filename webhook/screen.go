@@ -10,7 +10,9 @@ import (
 
 // screen marks requests that the API server, routing through poolguard's
 // own configurations, would never send: an AdmissionReview without a UID,
-// or one about a namespace the configurations exclude. Anyone who can reach
+// or one about a namespace the configurations exclude by name (opted-out
+// namespaces are left out by label, which the screen does not read: a
+// forged review about one still counts). Anyone who can reach
 // the webhook's port can send such a request. It is still answered (the
 // answer reveals nothing the policy does not), but it records no Event and
 // moves no metric, so it cannot write text of its sender's choosing into a

@@ -37,6 +37,14 @@ func (v PodSubresourceValidator) Handle(ctx context.Context, req admission.Reque
 	if err := json.Unmarshal(req.Object.Raw, &meta); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the %s object: %w", req.SubResource, err))
 	}
+	// The metric's resource label is the subresource only when it is one
+	// the API server serves: anyone who reaches the port could otherwise
+	// mint label values.
+	resource := "pods/other"
+	switch req.SubResource {
+	case "binding", "eviction":
+		resource = "pods/" + req.SubResource
+	}
 	var errs field.ErrorList
 	for _, k := range policy.GuardedKeys {
 		if val, ok := meta.Annotations[k]; ok {
@@ -46,10 +54,10 @@ func (v PodSubresourceValidator) Handle(ctx context.Context, req admission.Reque
 		}
 	}
 	if len(errs) == 0 {
-		record(ctx, "pods/"+req.SubResource, op, outcomeAllowed, "ok")
+		record(ctx, resource, op, outcomeAllowed, "ok")
 		return admission.Allowed("")
 	}
-	warns, err := v.deny(ctx, "pods/"+req.SubResource, req.Namespace, policy.Reason(policy.ErrImmutable), nil,
+	warns, err := v.deny(ctx, resource, req.Namespace, policy.Reason(policy.ErrImmutable), nil,
 		apierrors.NewInvalid(podGK, req.Name, errs))
 	if err == nil {
 		return admission.Allowed("").WithWarnings(warns...)
