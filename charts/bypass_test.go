@@ -220,6 +220,22 @@ func TestAttackerPaths(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+		t.Run("namespaces/status may not drop an opt-out and set a default in one write", func(t *testing.T) {
+			// The API server matches a subresource against the labels
+			// stored: "legacy" is opted out there.
+			want := "does not allow namespace"
+			if round == "down" {
+				want = "failed calling webhook"
+			}
+			ns, err := mallory.CoreV1().Namespaces().Get(ctx, "legacy", metav1.GetOptions{})
+			must(t, err)
+			delete(ns.Labels, webhook.LabelOptOut)
+			ns.Annotations = map[string]string{policy.AnnotationIPv4Pools: `["` + pool + `"]`}
+			_, err = mallory.CoreV1().Namespaces().UpdateStatus(ctx, ns, metav1.UpdateOptions{})
+			if err := refused(err, want); err != nil {
+				t.Fatal(err)
+			}
+		})
 		for _, ns := range []string{"kube-system", installNS, "legacy"} {
 			t.Run("no forged provenance in "+ns, func(t *testing.T) {
 				forged := testPod(ns, "forged-"+round)
@@ -374,8 +390,10 @@ func TestEveryServedSubresourceIsGuarded(t *testing.T) {
 		},
 		"namespaces": {
 			webhooks: map[admissionregistrationv1.OperationType]string{
+				// No namespace subresource takes a create today; one that
+				// does must be guarded before this test passes.
 				admissionregistrationv1.Create: "namespaces.ipam.poolguard.dev",
-				admissionregistrationv1.Update: "namespaces.ipam.poolguard.dev",
+				admissionregistrationv1.Update: webhook.HookNamespaceSubresources,
 			},
 			policies: map[admissionregistrationv1.OperationType]string{
 				admissionregistrationv1.Create: fullname + "-namespace-opt-out",

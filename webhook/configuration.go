@@ -10,6 +10,10 @@ import (
 	"poolguard.dev/poolguard/policy"
 )
 
+// HookNamespaceSubresources names the webhook for namespace subresources,
+// the one webhook the opt-out label does not take a namespace out of.
+const HookNamespaceSubresources = "subresources.namespaces.ipam.poolguard.dev"
+
 // Paths the webhook server serves.
 const (
 	PathMutatePod   = "/mutate-pod"
@@ -216,11 +220,20 @@ func Configurations(o ConfigOptions) (*admissionregistrationv1.MutatingWebhookCo
 			o.admissionWebhook(hook{name: "subresources.pods.ipam.poolguard.dev", path: PathValidatePodSubresource,
 				rules: rule("", []string{"pods/*"}, ns, create), namespaced: true,
 				conditions: []admissionregistrationv1.MatchCondition{condCarriesGuarded}}),
-			// The namespace and every subresource that can carry its
-			// metadata (namespaces/status and namespaces/finalize write
-			// labels and annotations as well).
 			o.admissionWebhook(hook{name: "namespaces.ipam.poolguard.dev", path: PathValidateNamespace,
-				rules: rule("", []string{"namespaces", "namespaces/*"}, cluster, create, update), namespaced: true,
+				rules: rule("", []string{"namespaces"}, cluster, create, update), namespaced: true,
+				conditions: []admissionregistrationv1.MatchCondition{condNamespaceRelevant}}),
+			// Every subresource that can carry a namespace's metadata
+			// (namespaces/status and namespaces/finalize write labels and
+			// annotations too). The API server matches a subresource
+			// request's namespaceSelector against the labels already
+			// stored, so an opted-out namespace could drop its opt-out
+			// label and set a bad default in one write: this webhook is
+			// exempt from the opt-out requirement (WithNamespaceOptOut
+			// leaves it alone) and the validator skips a namespace whose
+			// new labels opt it out instead.
+			o.admissionWebhook(hook{name: HookNamespaceSubresources, path: PathValidateNamespace,
+				rules: rule("", []string{"namespaces/*"}, cluster, update), namespaced: true,
 				conditions: []admissionregistrationv1.MatchCondition{condNamespaceRelevant}}),
 			o.admissionWebhook(hook{name: "ippools.ipam.poolguard.dev", path: PathValidateIPPool,
 				rules: rule(group, []string{"ippools"}, cluster, create, update, del)}),

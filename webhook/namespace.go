@@ -34,9 +34,16 @@ func (v *NamespaceValidator) ValidateCreate(ctx context.Context, ns *corev1.Name
 // update that changes neither is allowed as is, so that an unrelated edit
 // never fails because a pool changed since the default was set.
 func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, oldNS, newNS *corev1.Namespace) (admission.Warnings, error) {
-	defaultsChanged := len(policy.ChangedGuardedKeys(oldNS.Annotations, newNS.Annotations)) > 0
+	req, _ := admission.RequestFromContext(ctx)
+	if newNS.Labels[LabelOptOut] == "true" {
+		// What the namespaceSelector does for the namespace itself; a
+		// subresource write is matched against the stored labels, so the
+		// opt-out its new labels keep or set is honoured here.
+		record(ctx, "namespaces", string(req.Operation), outcomeAllowed, "opted_out")
+		return nil, nil
+	}
+	defaultsChanged := !maps.Equal(pick(oldNS.Annotations, policy.DefaultKeys), pick(newNS.Annotations, policy.DefaultKeys))
 	if !defaultsChanged && maps.Equal(oldNS.Labels, newNS.Labels) {
-		req, _ := admission.RequestFromContext(ctx)
 		record(ctx, "namespaces", string(req.Operation), outcomeAllowed, "unchanged")
 		return nil, nil
 	}
@@ -74,4 +81,15 @@ func (v *NamespaceValidator) check(ctx context.Context, obj *corev1.Namespace, w
 		return warns, nil
 	}
 	return v.deny(ctx, "namespaces", obj.Name, firstReason(deny), warns, invalid(namespaceGK, obj.Name, deny))
+}
+
+// pick returns the entries of m under keys.
+func pick(m map[string]string, keys []string) map[string]string {
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }

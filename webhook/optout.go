@@ -42,6 +42,10 @@ func WithNamespaceOptOut(m *admissionregistrationv1.MutatingWebhookConfiguration
 		m.Webhooks[i].NamespaceSelector = add(m.Webhooks[i].NamespaceSelector)
 	}
 	for i := range v.Webhooks {
+		if v.Webhooks[i].Name == HookNamespaceSubresources {
+			// Matched against the stored labels: see Configurations.
+			continue
+		}
 		v.Webhooks[i].NamespaceSelector = add(v.Webhooks[i].NamespaceSelector)
 	}
 }
