@@ -37,8 +37,17 @@ GOLANGCI_LINT  := $(LOCALBIN)/golangci-lint
 HELM           := $(LOCALBIN)/helm
 HOST_LOCAL     := $(LOCALBIN)/host-local
 BRIDGE         := $(LOCALBIN)/bridge
+# containerd 1.6's CRI plugin brings every pod's loopback up through the
+# reference loopback plugin.
+LOOPBACK       := $(LOCALBIN)/loopback
 CNITOOL        := $(LOCALBIN)/cnitool
 POOLGUARD_IPAM := $(LOCALBIN)/poolguard-ipam
+# The node components of the real single-node cluster (test/cluster), from
+# the same tools module and release as the API server.
+KUBELET        := $(LOCALBIN)/kubelet
+KUBE_CONTROLLER_MANAGER := $(LOCALBIN)/kube-controller-manager
+KUBE_SCHEDULER := $(LOCALBIN)/kube-scheduler
+KUBE_PROXY     := $(LOCALBIN)/kube-proxy
 
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 # Stamp the version, or `kubectl version` cannot parse the server's.
@@ -84,6 +93,10 @@ test: tools e2e-tools vet lint verify-generated ## Run every test: lint, unit, f
 test-e2e: tools e2e-tools ## Run the end-to-end tests: pods in network namespaces behind a legacy nftables firewall (root).
 	$(GOTEST) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/
 
+.PHONY: test-cluster
+test-cluster: tools cluster-tools ## Run the real single-node cluster test: etcd, API server, controller manager, scheduler, containerd and kubelet on this machine (root).
+	$(GOTEST) -count=1 -timeout 10m -v ./test/cluster/
+
 .PHONY: fuzz
 fuzz: ## Fuzz the parsers and the admission handler for FUZZTIME each (default 30s).
 	$(GOTEST) -run '^$$' -fuzz '^FuzzParsePoolList$$' -fuzztime $${FUZZTIME:-30s} ./policy
@@ -100,7 +113,7 @@ BENCH_ARGS ?=
 
 .PHONY: bench
 bench: tools $(HOST_LOCAL) ## Run the benchmarks and print their tables: admission handlers, pods/s per admission setup, CNI ADD against host-local (about 5 minutes).
-	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkPodHandlers$$' -benchtime 2s -timeout 10m ./webhook/
+	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkPodHandlers(Calico)?$$' -benchtime 2s -timeout 10m ./webhook/
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkAdmission$$' -benchtime 1x -timeout 30m ./test/bench/ $(if $(BENCH_ARGS),-args $(BENCH_ARGS))
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkADD$$' -benchtime 1x -timeout 20m ./cni/integration/
 
@@ -113,6 +126,7 @@ helm-lint: $(HELM) ## Lint the chart, strictly, over the value combinations the 
 	$(HELM) lint --strict $(CHART)
 	$(HELM) lint --strict $(CHART) --set certificates.mode=internal
 	$(HELM) lint --strict $(CHART) --set webhook.enforcement=warn --set allocator.enabled=false
+	$(HELM) lint --strict $(CHART) --set mode=calico
 
 .PHONY: manifests
 manifests: $(HELM) ## Render deploy/ (kubectl apply manifests) from the chart.
@@ -124,12 +138,44 @@ manifests: $(HELM) ## Render deploy/ (kubectl apply manifests) from the chart.
 demo: tools e2e-tools ## Walk through the story on a local control plane, with pods in network namespaces behind a legacy firewall (root).
 	$(GO) run ./test/demo
 
+.PHONY: demo-calico
+demo-calico: tools ## Tell the Calico-mode story on a local control plane: poolguard guarding Calico's own IPPools (root).
+	$(GO) run ./test/demo -calico
+
 ##@ Build
 
 .PHONY: build
 build: ## Build the webhook binary into bin/.
 	$(GO) build -o $(LOCALBIN)/poolguard-webhook ./webhook/cmd/poolguard-webhook
 	$(GO) build -o $(LOCALBIN)/poolguard-cni-install ./cni/cmd/poolguard-cni-install
+
+##@ Images
+
+# The chart's image: its default repository, tagged with the chart's
+# appVersion, which is what a release pushes (README, "Cutting a release").
+APP_VERSION   ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/poolguard/Chart.yaml)
+IMAGE_REPO    ?= ghcr.io/poolguard/poolguard
+IMG           ?= $(IMAGE_REPO):$(APP_VERSION)
+IMAGE_VERSION ?= $(APP_VERSION)
+IMAGE_SOURCE  ?= https://github.com/poolguard/poolguard
+IMAGE_DIR     ?= $(LOCALBIN)/image
+# Reproducible: every timestamp in the images is the last commit's time, and
+# the revision label is the commit (marked -dirty with uncommitted changes).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+IMAGE_BUILD   = SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./cmd/image-build -version $(IMAGE_VERSION) -revision $(IMAGE_REVISION) -source $(IMAGE_SOURCE)
+
+.PHONY: image
+image: ## Build the chart's image (linux/amd64+arm64 OCI index, no Docker) into bin/image/poolguard.tar and print its digest.
+	$(IMAGE_BUILD) -image poolguard -name $(IMG) -out $(IMAGE_DIR)/poolguard.tar
+
+.PHONY: image-push
+image-push: ## Build the chart's image and push it to IMG (default the chart's repository:appVersion), with your docker login credentials.
+	$(IMAGE_BUILD) -image poolguard -name $(IMG) -push $(IMG) -out $(IMAGE_DIR)/poolguard.tar
+
+.PHONY: pause-image
+pause-image: ## Build the local test cluster's pause image (localhost/poolguard/pause:3.10) into bin/image/pause.tar, for ctr -n k8s.io images import.
+	$(IMAGE_BUILD) -image pause -out $(IMAGE_DIR)/pause.tar
 
 ##@ Tools
 
@@ -153,6 +199,27 @@ $(KUBECTL)-$(K8S_VERSION):
 	@mkdir -p $(LOCALBIN)
 	@echo "building kubectl $(K8S_VERSION) from the Go module proxy (a few minutes, once)"
 	cd test/tools && $(GO) build -ldflags "-s -w $(K8S_VERSION_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kubectl
+
+# The node's Kubernetes components, built like the API server: one at a
+# time (each is a heavy link on two cores), reused when present.
+.PHONY: cluster-tools
+cluster-tools: root cluster-deps $(KUBELET) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KUBE_PROXY) $(BRIDGE) $(HOST_LOCAL) $(LOOPBACK) ## Build and install what the real single-node cluster runs: kubelet, controller manager, scheduler, containerd, runc, CNI plugins.
+
+$(KUBELET) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KUBE_PROXY): %: %-$(K8S_VERSION)
+	ln -sf $(notdir $<) $@
+$(KUBELET)-$(K8S_VERSION) $(KUBE_CONTROLLER_MANAGER)-$(K8S_VERSION) $(KUBE_SCHEDULER)-$(K8S_VERSION) $(KUBE_PROXY)-$(K8S_VERSION):
+	@mkdir -p $(LOCALBIN)
+	@echo "building $(notdir $(@:-$(K8S_VERSION)=)) $(K8S_VERSION) from the Go module proxy (a few minutes, once)"
+	cd test/tools && time $(GO) build -ldflags "-s -w $(K8S_VERSION_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/$(notdir $(@:-$(K8S_VERSION)=))
+
+# cluster-deps installs containerd and runc (and ctr, which imports images)
+# from Debian's packages, only when one is missing.
+.PHONY: cluster-deps
+cluster-deps: root deps
+	@if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v ctr >/dev/null; then \
+	  echo "installing containerd and runc with apt"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y containerd runc; \
+	fi
 
 $(ETCD): $(ETCD)-$(ETCD_VERSION)
 	ln -sf $(notdir $<) $@
@@ -211,6 +278,11 @@ $(BRIDGE): $(BRIDGE)-$(CNI_PLUGINS_VERSION)
 	ln -sf $(notdir $<) $@
 $(BRIDGE)-$(CNI_PLUGINS_VERSION):
 	$(call go-install-tool,$@,github.com/containernetworking/plugins/plugins/main/bridge,$(CNI_PLUGINS_VERSION))
+
+$(LOOPBACK): $(LOOPBACK)-$(CNI_PLUGINS_VERSION)
+	ln -sf $(notdir $<) $@
+$(LOOPBACK)-$(CNI_PLUGINS_VERSION):
+	$(call go-install-tool,$@,github.com/containernetworking/plugins/plugins/main/loopback,$(CNI_PLUGINS_VERSION))
 
 $(CNITOOL): $(CNITOOL)-$(CNITOOL_VERSION)
 	ln -sf $(notdir $<) $@

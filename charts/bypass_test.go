@@ -43,9 +43,19 @@ type attackerSetup struct {
 }
 
 func installForAttack(t *testing.T) *attackerSetup {
+	return installChart(t, nil, nil)
+}
+
+// installChart installs the chart with the default values plus extra
+// (and helm flags helmArgs), after prepare has set up the cluster, and
+// runs the webhook as its Deployment would.
+func installChart(t *testing.T, prepare func(*cluster), extra []string, helmArgs ...string) *attackerSetup {
 	t.Helper()
 	ctx := context.Background()
 	s := &attackerSetup{c: startCluster(t), bin: buildWebhook(t), certDir: t.TempDir()}
+	if prepare != nil {
+		prepare(s.c)
+	}
 	must(t, s.c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: installNS}}))
 	s.port = freePort(t)
 	values := []string{
@@ -57,7 +67,8 @@ func installForAttack(t *testing.T) *attackerSetup {
 		// is needed to meet the configurations as installed.
 		"certificates.mode=internal",
 	}
-	if out, err := s.c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: values}, false); err != nil {
+	values = append(values, extra...)
+	if out, err := s.c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: values}, false, helmArgs...); err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 	var svc corev1.Service

@@ -91,7 +91,7 @@ func TestHelmInstall(t *testing.T) {
 	t.Run("deploy manifests apply server-side", func(t *testing.T) {
 		// What `kubectl apply --server-side --dry-run=server -f deploy/...`
 		// does: every object of both files, applied with dryRun=All.
-		for _, file := range []string{"poolguard.yaml", "poolguard-no-cert-manager.yaml"} {
+		for _, file := range []string{"poolguard.yaml", "poolguard-no-cert-manager.yaml", "poolguard-calico.yaml"} {
 			b, err := os.ReadFile(filepath.Join(charts.ManifestsDir(), file))
 			must(t, err)
 			objs, err := charts.Decode(b)

@@ -21,16 +21,19 @@ const (
 var manifestVariants = []struct {
 	file, about string
 	set         []string
+	// noCRDs leaves poolguard's CRDs out (Calico mode reads Calico's).
+	noCRDs bool
 }{
-	{"poolguard.yaml", "cert-manager issues the webhook certificate (needs cert-manager installed)", nil},
-	{"poolguard-no-cert-manager.yaml", "poolguard-webhook keeps its own CA and serving certificate (no cert-manager)", []string{"certificates.mode=internal"}},
+	{"poolguard.yaml", "cert-manager issues the webhook certificate (needs cert-manager installed)", nil, false},
+	{"poolguard-no-cert-manager.yaml", "poolguard-webhook keeps its own CA and serving certificate (no cert-manager)", []string{"certificates.mode=internal"}, false},
+	{"poolguard-calico.yaml", "Calico mode, the admission guard over Calico's own IPPools (needs Calico and cert-manager installed)", []string{"mode=calico"}, true},
 }
 
 // Manifests renders every file of deploy/ and returns them by file name.
 func Manifests(h Helm) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, v := range manifestVariants {
-		stream, err := h.Template(Release{Name: ManifestsRelease, Namespace: ManifestsNamespace, Set: v.set, IncludeCRDs: true})
+		stream, err := h.Template(Release{Name: ManifestsRelease, Namespace: ManifestsNamespace, Set: v.set, IncludeCRDs: !v.noCRDs})
 		if err != nil {
 			return nil, err
 		}

@@ -41,17 +41,42 @@ func (f Frozen) Value(fam Family) *string {
 	return f.IPv4
 }
 
+// Rules are the freeze rules of a mode. The zero value is native mode's,
+// where poolguard's own plugin reads the pod: a family on the default
+// pools carries no list, and the plugin chooses among the Automatic pools
+// that serve the namespace and the node when the pod starts.
+type Rules struct {
+	// PinDefaults (Calico mode) writes a family on the default pools as
+	// the explicit list of the default pools at admission. Calico's CNI
+	// reads the namespace's annotation again at every ADD for a pod that
+	// names no pool, so only an explicit list keeps such a pod from moving
+	// when its namespace later gains a default. Calico ignores the
+	// nodeSelector of a named pool, so only pools that serve the pod's
+	// node are pinned: for a pod bound at creation, those whose
+	// nodeSelector selects its node; otherwise those with none. A family
+	// with no such pool stays unpinned, and admission warns about it.
+	PinDefaults bool
+}
+
+// Freeze computes, independently per family, the pool list a pod keeps for
+// life under native rules (see Rules.Freeze).
+func Freeze(podAnnotations map[string]string, ns Namespace, pools *Index) Frozen {
+	return Rules{}.Freeze(podAnnotations, ns, pools, nil)
+}
+
 // Freeze computes, independently per family, the pool list a pod keeps for
 // life: its own annotation, else its namespace's, else none (the default
-// pools), and pins every pool the lists name to its current range (see
-// Provenance.Ranges; pools may be nil, which pins nothing). It trusts
-// nothing of an existing provenance annotation except the one claim it can
-// check: a list equal to the namespace's current value is reported as
-// copied from the namespace. That keeps Freeze idempotent when the API
-// server reinvokes the webhook, while a client that forges the provenance
-// gains nothing: its lists are reported as its own, and its ranges are
-// recomputed.
-func Freeze(podAnnotations map[string]string, ns Namespace, pools *Index) Frozen {
+// pools; with PinDefaults, their names), and pins every pool the lists name
+// to its current range (see Provenance.Ranges; pools may be nil, which pins
+// nothing). nodeLabels are the labels of the node a pod is bound to at
+// creation, nil otherwise. It trusts nothing of an existing provenance
+// annotation except the claims it can check: a list equal to the
+// namespace's current value is reported as copied from the namespace, and
+// a list equal to the pinned defaults as the defaults. That keeps Freeze
+// idempotent when the API server reinvokes the webhook, while a client that
+// forges the provenance gains nothing: its lists are reported as its own,
+// and its ranges are recomputed.
+func (r Rules) Freeze(podAnnotations map[string]string, ns Namespace, pools *Index, nodeLabels map[string]string) Frozen {
 	var claimed Provenance
 	if v, ok := podAnnotations[AnnotationProvenance]; ok {
 		claimed, _ = ParseProvenance(v)
@@ -62,15 +87,20 @@ func Freeze(podAnnotations map[string]string, ns Namespace, pools *Index) Frozen
 		key := fam.AnnotationKey()
 		podVal, onPod := podAnnotations[key]
 		nsVal, onNS := ns.Annotations[key]
+		defaults, pinDefaults := r.pinnedDefaults(fam, ns, pools, nodeLabels)
 		var val *string
 		src := SourceDefault
 		switch {
 		case onPod && onNS && podVal == nsVal && claimed.For(fam) == SourceNamespace && claimed.Namespace == ns.Name:
 			val, src = &podVal, SourceNamespace
+		case onPod && !onNS && pinDefaults && podVal == defaults && claimed.For(fam) == SourceDefault:
+			val = &podVal
 		case onPod:
 			val, src = &podVal, SourcePod
 		case onNS:
 			val, src = &nsVal, SourceNamespace
+		case pinDefaults:
+			val = &defaults
 		}
 		if src == SourceNamespace {
 			fromNamespace = true
@@ -88,6 +118,37 @@ func Freeze(podAnnotations map[string]string, ns Namespace, pools *Index) Frozen
 	}
 	out.Provenance.Ranges = out.pin(pools)
 	return out
+}
+
+// pinnedDefaults returns the list a family on the default pools is frozen
+// to under these rules, and false when it is left without one.
+func (r Rules) pinnedDefaults(fam Family, ns Namespace, pools *Index, nodeLabels map[string]string) (string, bool) {
+	if !r.PinDefaults {
+		return "", false
+	}
+	names := PinnableDefaults(fam, ns, pools, nodeLabels)
+	if len(names) == 0 {
+		return "", false
+	}
+	return FormatPoolList(names), true
+}
+
+// PinnableDefaults returns the names of the default pools of a family that
+// can be pinned for a pod of the namespace: Automatic, usable, allowed for
+// the namespace, and serving the pod's node whatever node it lands on (no
+// nodeSelector) or, when nodeLabels are known, the node it is bound to. At
+// most MaxPoolsPerList, in index order.
+func PinnableDefaults(fam Family, ns Namespace, pools *Index, nodeLabels map[string]string) []string {
+	var names []string
+	for _, p := range pools.Defaults(fam, ns.SelectorLabels()) {
+		if len(names) == MaxPoolsPerList {
+			break
+		}
+		if p.NodeSelector == nil || (nodeLabels != nil && p.AllowsNode(nodeLabels)) {
+			names = append(names, p.Name)
+		}
+	}
+	return names
 }
 
 // pin maps every entry of the frozen lists that names a known pool to that
@@ -133,11 +194,17 @@ func (f Frozen) Apply(annotations map[string]string) map[string]string {
 	return annotations
 }
 
-// IsFrozen reports whether the annotations are exactly what Freeze would
-// write for this namespace and these pools: the validating webhook's check
-// that the mutating webhook ran and that nothing after it tampered with the
-// result.
+// IsFrozen reports, under native rules, whether the annotations are exactly
+// what Freeze would write (see Rules.IsFrozen).
 func IsFrozen(podAnnotations map[string]string, ns Namespace, pools *Index) bool {
+	return Rules{}.IsFrozen(podAnnotations, ns, pools, nil)
+}
+
+// IsFrozen reports whether the annotations are exactly what Freeze would
+// write for this namespace, these pools and this node: the validating
+// webhook's check that the mutating webhook ran and that nothing after it
+// tampered with the result.
+func (r Rules) IsFrozen(podAnnotations map[string]string, ns Namespace, pools *Index, nodeLabels map[string]string) bool {
 	got, ok := podAnnotations[AnnotationProvenance]
 	if !ok {
 		return false
@@ -146,7 +213,7 @@ func IsFrozen(podAnnotations map[string]string, ns Namespace, pools *Index) bool
 	if err != nil {
 		return false
 	}
-	want := Freeze(podAnnotations, ns, pools)
+	want := r.Freeze(podAnnotations, ns, pools, nodeLabels)
 	// The resourceVersion is informational: the namespace may change between
 	// the mutating and the validating call of one request.
 	claimed.NamespaceResourceVersion = want.Provenance.NamespaceResourceVersion
@@ -183,8 +250,8 @@ func ChangedGuardedKeys(oldAnn, newAnn map[string]string) []string {
 	return changed
 }
 
-// ReadFrozen reads back what a pod was frozen to, as the CNI plugin and the
-// webhook trust it: the provenance parses, and it agrees with the lists the
+// ReadFrozen reads back what a pod was frozen to under native rules, as the
+// CNI plugin and the webhook trust it: the provenance parses, and it agrees with the lists the
 // pod carries (a family sourced from the pod or the namespace has its list,
 // a family on the default pools has none, a list copied from a namespace
 // was copied from the pod's own). Anything else wraps ErrNotFrozen: such a
@@ -193,6 +260,12 @@ func ChangedGuardedKeys(oldAnn, newAnn map[string]string) []string {
 // webhook recomputes it on every pod it sees, and an admission policy
 // refuses it on pods in the namespaces the webhook does not see).
 func ReadFrozen(namespace string, podAnnotations map[string]string) (Frozen, error) {
+	return Rules{}.ReadFrozen(namespace, podAnnotations)
+}
+
+// ReadFrozen reads back what a pod was frozen to under these rules: with
+// PinDefaults a family on the default pools may carry their pinned list.
+func (r Rules) ReadFrozen(namespace string, podAnnotations map[string]string) (Frozen, error) {
 	raw, ok := podAnnotations[AnnotationProvenance]
 	if !ok {
 		return Frozen{}, fmt.Errorf("%w: no %s annotation", ErrNotFrozen, AnnotationProvenance)
@@ -206,7 +279,7 @@ func ReadFrozen(namespace string, podAnnotations map[string]string) (Frozen, err
 		v, named := podAnnotations[fam.AnnotationKey()]
 		src := prov.For(fam)
 		switch {
-		case named && src == SourceDefault:
+		case named && src == SourceDefault && !r.PinDefaults:
 			return Frozen{}, fmt.Errorf("%w: %s is set but the provenance says the pod uses the default pools", ErrNotFrozen, fam.AnnotationKey())
 		case !named && src != SourceDefault:
 			return Frozen{}, fmt.Errorf("%w: the provenance says %s came from the %s, but the pod has no such annotation", ErrNotFrozen, fam.AnnotationKey(), src)

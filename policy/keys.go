@@ -31,6 +31,12 @@ const (
 	AnnotationBlockCIDR = "ipam.poolguard.dev/cidr"
 	AnnotationBlockNode = "ipam.poolguard.dev/node"
 
+	// AnnotationNamespaceSelector, on a Calico IPPool of a Calico older
+	// than v3.31 (which has no spec.namespaceSelector), states the same
+	// rule in Calico's selector language. Only whoever may edit the pool
+	// can set it; spec.namespaceSelector wins where both are set.
+	AnnotationNamespaceSelector = "ipam.poolguard.dev/namespace-selector"
+
 	// LabelNamespaceName is set by the API server on every namespace; a
 	// namespace owner cannot change it, so it is the label to select
 	// namespaces by name in an IPPool's namespaceSelector.

@@ -62,10 +62,15 @@ type Pool struct {
 	Manual bool
 	// NamespaceSelector selects the namespaces allowed to use the pool; nil
 	// means every namespace.
-	NamespaceSelector labels.Selector
+	NamespaceSelector Selector
 	// NodeSelector selects the nodes allowed to use the pool; nil means
 	// every node.
-	NodeSelector labels.Selector
+	NodeSelector Selector
+	// Invalid, when set, says why the pool cannot serve pods at all (a
+	// Calico pool whose selector does not parse): it is never a default,
+	// naming it is refused with this reason, and it never matches by
+	// accident.
+	Invalid error
 	// NotForWorkloads is set when the pool may not serve pods at all (a
 	// Calico pool whose allowedUses lacks Workload).
 	NotForWorkloads bool
@@ -87,7 +92,17 @@ func (p Pool) AllowsNode(nodeLabels labels.Set) bool {
 }
 
 // Usable reports whether the pool hands out new addresses.
-func (p Pool) Usable() bool { return !p.Disabled && !p.Terminating && !p.NotForWorkloads }
+func (p Pool) Usable() bool {
+	return !p.Disabled && !p.Terminating && !p.NotForWorkloads && p.Invalid == nil
+}
+
+// Selector matches label sets: a Kubernetes label selector for poolguard's
+// IPPools, Calico's selector language for Calico's. labels.Selector is
+// one.
+type Selector interface {
+	Matches(labels.Labels) bool
+	String() string
+}
 
 // Index looks pools up by name or by CIDR, as Calico's annotation allows
 // either. It is an immutable snapshot: build a new one when pools change.

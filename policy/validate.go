@@ -82,6 +82,12 @@ func CheckList(fam Family, value string, subject Subject, pools *Index) []Violat
 			out = append(out, viol(fail(ErrWrongFamily, "pool %q (%s) is %s, but %s takes %s pools", p.Name, p.CIDR, p.Family(), key, fam)))
 			continue
 		}
+		if p.Invalid != nil {
+			v := viol(fail(ErrInvalidPool, "pool %q cannot be used: %v", p.Name, p.Invalid))
+			v.Warning = subject.DisabledIsWarning
+			out = append(out, v)
+			continue
+		}
 		if p.NotForWorkloads {
 			out = append(out, viol(fail(ErrForbiddenPool, "pool %q does not serve workloads", p.Name)))
 			continue

@@ -43,6 +43,10 @@ type ConfigOptions struct {
 	ExcludedNamespaces []string
 	// TimeoutSeconds bounds each call; 5 when zero.
 	TimeoutSeconds int32
+	// Calico leaves out the webhooks for poolguard's own IPPools: in
+	// Calico mode the pools are Calico's, and poolguard's CRDs are not
+	// installed.
+	Calico bool
 }
 
 // Match conditions are CEL evaluated inside the API server: requests they
@@ -200,9 +204,11 @@ func Configurations(o ConfigOptions) (*admissionregistrationv1.MutatingWebhookCo
 		Webhooks: []admissionregistrationv1.MutatingWebhook{
 			o.mutatingWebhook(hook{name: "freeze.pods.ipam.poolguard.dev", path: PathMutatePod,
 				rules: rule("", []string{"pods"}, ns, create), namespaced: true, conditions: notHost, reinvoke: true}),
-			o.mutatingWebhook(hook{name: "default.ippools.ipam.poolguard.dev", path: PathMutateIPPool,
-				rules: rule(group, []string{"ippools"}, cluster, create, update)}),
 		},
+	}
+	if !o.Calico {
+		mutating.Webhooks = append(mutating.Webhooks, o.mutatingWebhook(hook{name: "default.ippools.ipam.poolguard.dev", path: PathMutateIPPool,
+			rules: rule(group, []string{"ippools"}, cluster, create, update)}))
 	}
 	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name},
@@ -235,9 +241,11 @@ func Configurations(o ConfigOptions) (*admissionregistrationv1.MutatingWebhookCo
 			o.admissionWebhook(hook{name: HookNamespaceSubresources, path: PathValidateNamespace,
 				rules: rule("", []string{"namespaces/*"}, cluster, update), namespaced: true,
 				conditions: []admissionregistrationv1.MatchCondition{condNamespaceRelevant}}),
-			o.admissionWebhook(hook{name: "ippools.ipam.poolguard.dev", path: PathValidateIPPool,
-				rules: rule(group, []string{"ippools"}, cluster, create, update, del)}),
 		},
+	}
+	if !o.Calico {
+		validating.Webhooks = append(validating.Webhooks, o.admissionWebhook(hook{name: "ippools.ipam.poolguard.dev", path: PathValidateIPPool,
+			rules: rule(group, []string{"ippools"}, cluster, create, update, del)}))
 	}
 	return mutating, validating
 }

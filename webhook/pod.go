@@ -21,6 +21,8 @@ var podGK = corev1.SchemeGroupVersion.WithKind("Pod").GroupKind()
 type PodFreezer struct {
 	Lookup Lookup
 	Pools  source.Source
+	// Rules are the mode's freeze rules (Calico mode pins the defaults).
+	Rules policy.Rules
 }
 
 var _ admission.Defaulter[*corev1.Pod] = &PodFreezer{}
@@ -44,7 +46,13 @@ func (f *PodFreezer) Default(ctx context.Context, pod *corev1.Pod) error {
 		record(ctx, "pods", op, outcomeError, "pool_lookup")
 		return apierrors.NewServiceUnavailable(err.Error())
 	}
-	frozen := policy.Freeze(pod.Annotations, ns, index)
+	var nodeLabels map[string]string
+	if f.Rules.PinDefaults && pod.Spec.NodeName != "" {
+		// Bound at creation: the defaults pinned may include pools whose
+		// nodeSelector selects this node. Unreadable, it pins fewer.
+		nodeLabels, _ = f.Lookup.NodeLabels(ctx, pod.Spec.NodeName)
+	}
+	frozen := f.Rules.Freeze(pod.Annotations, ns, index, nodeLabels)
 	pod.Annotations = frozen.Apply(pod.Annotations)
 	record(ctx, "pods", op, outcomeMutated, "frozen_"+string(frozen.Provenance.IPv4)+"_"+string(frozen.Provenance.IPv6))
 	return nil
@@ -81,6 +89,8 @@ type PodValidator struct {
 	Enforcer
 	Lookup Lookup
 	Pools  source.Source
+	// Rules are the mode's freeze rules, as the freezer's.
+	Rules policy.Rules
 }
 
 var _ admission.Validator[*corev1.Pod] = &PodValidator{}
@@ -105,13 +115,6 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 		record(ctx, "pods", op, outcomeError, "pool_lookup")
 		return nil, apierrors.NewServiceUnavailable(err.Error())
 	}
-	frozen, err := policy.ReadFrozen(ns.Name, pod.Annotations)
-	if err != nil || !policy.IsFrozen(pod.Annotations, ns, index) {
-		return v.deny(ctx, "pods", ns.Name, policy.Reason(policy.ErrNotFrozen), nil, apierrors.NewInvalid(podGK, podName(pod, req), field.ErrorList{
-			field.Invalid(annotationPath(policy.AnnotationProvenance), policy.Excerpt(pod.Annotations[policy.AnnotationProvenance]),
-				fmt.Sprintf(policy.MsgNotFrozen, policy.AnnotationProvenance)),
-		}))
-	}
 	subject := policy.Subject{Namespace: ns}
 	var warns admission.Warnings
 	if pod.Spec.NodeName != "" {
@@ -123,9 +126,16 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 			warns = append(warns, fmt.Sprintf("node %q could not be read (%v); pool nodeSelectors will be checked on the node", pod.Spec.NodeName, err))
 		}
 	}
+	frozen, err := v.Rules.ReadFrozen(ns.Name, pod.Annotations)
+	if err != nil || !v.Rules.IsFrozen(pod.Annotations, ns, index, v.freezeNode(subject)) {
+		return v.deny(ctx, "pods", ns.Name, policy.Reason(policy.ErrNotFrozen), warns, apierrors.NewInvalid(podGK, podName(pod, req), field.ErrorList{
+			field.Invalid(annotationPath(policy.AnnotationProvenance), policy.Excerpt(pod.Annotations[policy.AnnotationProvenance]),
+				fmt.Sprintf(policy.MsgNotFrozen, policy.AnnotationProvenance)),
+		}))
+	}
 	deny, warn := policy.Split(policy.CheckPod(frozen, subject, index))
 	warns = append(warns, warnings(warn)...)
-	warns = append(warns, suspicious(frozen, ns, index)...)
+	warns = append(warns, v.suspicious(frozen, ns, index)...)
 	if len(deny) > 0 {
 		return v.deny(ctx, "pods", ns.Name, firstReason(deny), warns, invalid(podGK, podName(pod, req), deny))
 	}
@@ -157,9 +167,17 @@ func (v *PodValidator) ValidateDelete(context.Context, *corev1.Pod) (admission.W
 	return nil, nil
 }
 
+// freezeNode is the node the freezer saw: only Calico's rules read it.
+func (v *PodValidator) freezeNode(s policy.Subject) map[string]string {
+	if !v.Rules.PinDefaults {
+		return nil
+	}
+	return s.NodeLabels
+}
+
 // suspicious returns warnings for pods that are allowed but probably not
 // what their author meant.
-func suspicious(frozen policy.Frozen, ns policy.Namespace, index *policy.Index) admission.Warnings {
+func (v *PodValidator) suspicious(frozen policy.Frozen, ns policy.Namespace, index *policy.Index) admission.Warnings {
 	var out admission.Warnings
 	nsLabels := ns.SelectorLabels()
 	for _, fam := range policy.Families {
@@ -177,8 +195,12 @@ func suspicious(frozen policy.Frozen, ns policy.Namespace, index *policy.Index) 
 					break
 				}
 			}
-			if hasFamily && len(index.Defaults(fam, nsLabels)) == 0 {
+			defaults := index.Defaults(fam, nsLabels)
+			if hasFamily && len(defaults) == 0 {
 				out = append(out, fmt.Sprintf("no usable Automatic %s pool serves namespace %q: a pod that names no %s pool will get no %s address", fam, ns.Name, fam, fam))
+			}
+			if v.Rules.PinDefaults && len(defaults) > 0 && frozen.Value(fam) == nil {
+				out = append(out, fmt.Sprintf("the %s default pools of namespace %q all have a nodeSelector, which Calico ignores for a pool a pod names: this pod's %s pools are not pinned, and a default its namespace gains later would apply when its sandbox is recreated; name the pools on the pod to pin them", fam, ns.Name, fam))
 			}
 		}
 	}

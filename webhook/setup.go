@@ -14,7 +14,10 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"k8s.io/client-go/discovery"
+
 	"poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/pools/source"
 )
 
@@ -30,8 +33,31 @@ func NewScheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// Mode says whose IPPools admission checks against.
+type Mode string
+
+const (
+	// ModeNative checks against poolguard's own IPPools; its allocator and
+	// CNI plugin honour the frozen annotations.
+	ModeNative Mode = "native"
+	// ModeCalico checks against Calico's IPPools, where Calico's CNI and
+	// IPAM allocate: the freeze pins the default pools too (policy.Rules).
+	ModeCalico Mode = "calico"
+)
+
+// ParseMode parses the --mode flag.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(s) {
+	case ModeNative, ModeCalico:
+		return Mode(s), nil
+	}
+	return "", fmt.Errorf("mode %q: must be %q or %q", s, ModeNative, ModeCalico)
+}
+
 // Options configure the admission handlers.
 type Options struct {
+	// Mode is ModeNative (default) or ModeCalico.
+	Mode Mode
 	// Enforcement is Enforce (default) or Warn.
 	Enforcement Enforcement
 	// ExcludedNamespaces are the namespaces the webhook configurations
@@ -50,27 +76,27 @@ func Setup(mgr manager.Manager, o Options) error {
 	ctx := context.Background()
 	// Ask for the informers now so they start and sync with the manager:
 	// admission reads only from them.
-	poolInformer, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.IPPool{})
-	if err != nil {
-		return fmt.Errorf("IPPool informer: %w", err)
-	}
 	nsMeta := &metav1.PartialObjectMetadata{}
 	nsMeta.SetGroupVersionKind(namespaceGVK)
 	if _, err := mgr.GetCache().GetInformer(ctx, nsMeta); err != nil {
 		return fmt.Errorf("namespace informer: %w", err)
 	}
-
 	lookup := Lookup{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()}
 	// Every pod validation reads the pools: keep their index built between
 	// IPPool changes rather than rebuilding it per request.
-	source, err := source.NewCached(poolInformer, mgr.GetCache())
+	pools, err := poolSource(ctx, mgr, o.Mode)
 	if err != nil {
 		return err
 	}
 	enforcer := Enforcer{Mode: o.Enforcement, Events: &Events{Recorder: mgr.GetEventRecorder("poolguard-webhook")}}
 
 	srv := mgr.GetWebhookServer()
-	for path, h := range Handlers(mgr.GetScheme(), lookup, source, enforcer) {
+	rules := policy.Rules{PinDefaults: o.Mode == ModeCalico}
+	for path, h := range HandlersWith(mgr.GetScheme(), lookup, pools, enforcer, rules) {
+		if o.Mode == ModeCalico && (path == PathMutateIPPool || path == PathValidateIPPool) {
+			// Calico's IPPools are Calico's to validate.
+			continue
+		}
 		srv.Register(path, Screened(h, o.ExcludedNamespaces))
 	}
 
@@ -113,12 +139,51 @@ func Screened(w *admission.Webhook, excluded []string) *admission.Webhook {
 // through a handler that patches only what it wrote, see freezeHandler). Setup serves them;
 // the fuzz target feeds them raw bytes.
 func Handlers(scheme *runtime.Scheme, lookup Lookup, source source.Source, enforcer Enforcer) map[string]*admission.Webhook {
+	return HandlersWith(scheme, lookup, source, enforcer, policy.Rules{})
+}
+
+// HandlersWith is Handlers under a mode's freeze rules (Calico mode pins
+// the default pools).
+func HandlersWith(scheme *runtime.Scheme, lookup Lookup, source source.Source, enforcer Enforcer, rules policy.Rules) map[string]*admission.Webhook {
 	return map[string]*admission.Webhook{
-		PathMutatePod:              newFreezeWebhook(scheme, &PodFreezer{Lookup: lookup, Pools: source}),
+		PathMutatePod:              newFreezeWebhook(scheme, &PodFreezer{Lookup: lookup, Pools: source, Rules: rules}),
 		PathValidatePodSubresource: (&admission.Webhook{Handler: PodSubresourceValidator{Enforcer: enforcer}}).WithRecoverPanic(true),
-		PathValidatePod:            admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source}).WithRecoverPanic(true),
+		PathValidatePod:            admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source, Rules: rules}).WithRecoverPanic(true),
 		PathValidateNamespace:      admission.WithValidator[*corev1.Namespace](scheme, &NamespaceValidator{Enforcer: enforcer, Pools: source}).WithRecoverPanic(true),
 		PathMutateIPPool:           admission.WithDefaulter[*v1alpha1.IPPool](scheme, IPPoolDefaulter{}).WithRecoverPanic(true),
 		PathValidateIPPool:         admission.WithValidator[*v1alpha1.IPPool](scheme, IPPoolValidator{Pools: source}).WithRecoverPanic(true),
 	}
+}
+
+// poolSource serves the mode's IPPools from an informer. In Calico mode
+// discovery decides which of Calico's two groups is read, and the log says
+// which.
+func poolSource(ctx context.Context, mgr manager.Manager, mode Mode) (source.Source, error) {
+	if mode != ModeCalico {
+		inf, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.IPPool{})
+		if err != nil {
+			return nil, fmt.Errorf("IPPool informer: %w", err)
+		}
+		return source.NewCached(inf, mgr.GetCache())
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	gv, err := source.DiscoverCalico(dc)
+	if err != nil {
+		return nil, err
+	}
+	cal := source.Calico{Reader: mgr.GetCache(), GroupVersion: gv}
+	inf, err := mgr.GetCache().GetInformer(ctx, cal.Object())
+	if err != nil {
+		return nil, fmt.Errorf("informer for calico IPPools (%s): %w", gv, err)
+	}
+	mgr.GetLogger().WithName("setup").Info("Calico mode: admission reads Calico's IPPools", "groupVersion", gv.String())
+	// Readiness names the group read, so `kubectl get --raw /readyz?verbose`
+	// on the pod's probe port says which one.
+	if err := mgr.AddReadyzCheck("calico-ippools-"+gv.Group, func(*http.Request) error { return nil }); err != nil {
+		return nil, err
+	}
+	return source.Wrap(inf, cal)
 }

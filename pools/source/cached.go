@@ -18,13 +18,13 @@ type Informer interface {
 	AddEventHandler(handler toolscache.ResourceEventHandler) (toolscache.ResourceEventHandlerRegistration, error)
 }
 
-// Cached serves the same index as Native, but builds it only after an
-// IPPool event instead of on every request: listing the cache deep-copies
+// Cached serves the same index as the Source it wraps (Native or Calico),
+// but builds it only after an IPPool event instead of on every request: listing the cache deep-copies
 // every pool and converting them parses every CIDR and selector, which was
 // most of a pod validation's own time with a few dozen pools. Pools change
 // rarely; pods are admitted all the time.
 type Cached struct {
-	native Native
+	lister Source
 	// synced reports whether the handler has seen the informer's initial
 	// list; until then every Snapshot lists, exactly as Native does.
 	synced func() bool
@@ -45,7 +45,13 @@ type builtIndex struct {
 // NewCached serves the IPPools of reader, rebuilding its index on events
 // of informer, which must be the informer behind reader's IPPools.
 func NewCached(informer Informer, reader client.Reader) (*Cached, error) {
-	c := &Cached{native: Native{Reader: reader}}
+	return Wrap(informer, Native{Reader: reader})
+}
+
+// Wrap serves lister's index, rebuilding it on events of informer, which
+// must be the informer behind lister's pools.
+func Wrap(informer Informer, lister Source) (*Cached, error) {
+	c := &Cached{lister: lister}
 	bump := func() { c.changes.Add(1) }
 	reg, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { bump() },
@@ -64,7 +70,7 @@ func NewCached(informer Informer, reader client.Reader) (*Cached, error) {
 // read holds that event's change.
 func (c *Cached) Snapshot(ctx context.Context) (*policy.Index, error) {
 	if !c.synced() {
-		return c.native.Snapshot(ctx)
+		return c.lister.Snapshot(ctx)
 	}
 	if b := c.built.Load(); b != nil && b.changes == c.changes.Load() {
 		return b.index, nil
@@ -75,7 +81,7 @@ func (c *Cached) Snapshot(ctx context.Context) (*policy.Index, error) {
 	if b := c.built.Load(); b != nil && b.changes == n {
 		return b.index, nil
 	}
-	ix, err := c.native.Snapshot(ctx)
+	ix, err := c.lister.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -166,7 +166,24 @@ func Configurations() (*admissionregistrationv1.MutatingWebhookConfiguration, *a
 	return m, v, nil
 }
 
-// render renders the chart with its defaults.
+// Policies returns the ValidatingAdmissionPolicies and their bindings the
+// chart renders, for a control plane that should enforce them as a helm
+// install would.
+func Policies() ([]*unstructured.Unstructured, error) {
+	objs, err := render()
+	if err != nil {
+		return nil, err
+	}
+	var out []*unstructured.Unstructured
+	for _, o := range objs {
+		if k := o.GetKind(); k == "ValidatingAdmissionPolicy" || k == "ValidatingAdmissionPolicyBinding" {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// render renders the chart with Release's values.
 func render() ([]*unstructured.Unstructured, error) {
 	out, err := charts.Helm{Path: filepath.Join(harness.BinDir(), "helm")}.Template(Release)
 	if err != nil {

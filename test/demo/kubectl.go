@@ -97,3 +97,29 @@ func (d *demo) waitForDefault(ns, want string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// waitForCalicoPools waits, silently, until the webhook's informer knows
+// the Calico pools just applied.
+func (d *demo) waitForCalicoPools() {
+	for i := 0; i < 100; i++ {
+		out, _ := exec.CommandContext(d.ctx, d.kubectlPath, "--kubeconfig", d.kubeconfig, "run", "cache-probe", "-n", "default",
+			"--image=x", "--dry-run=server", "--annotations=cni.projectcalico.org/ipv4pools=[\"default-ipv4-ippool\"]", "-o", "name").CombinedOutput()
+		if !strings.Contains(string(out), "does not exist") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitForRefusal waits, silently, until a dry-run pod in ns is refused
+// with a message containing want.
+func (d *demo) waitForRefusal(ns, want string) {
+	for i := 0; i < 200; i++ {
+		out, _ := exec.CommandContext(d.ctx, d.kubectlPath, "--kubeconfig", d.kubeconfig, "run", "cache-probe", "-n", ns,
+			"--image=x", "--dry-run=server", "-o", "name").CombinedOutput()
+		if strings.Contains(string(out), want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,9 +24,11 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"poolguard.dev/poolguard/pools/calico"
 	"poolguard.dev/poolguard/test/chartwebhook"
 	"poolguard.dev/poolguard/test/harness"
 	"poolguard.dev/poolguard/test/netlab"
+	"poolguard.dev/poolguard/webhook"
 )
 
 // errInterrupted marks a run stopped by Ctrl-C or SIGTERM.
@@ -63,11 +66,25 @@ func run() (err error) {
 		return err
 	}
 
-	say("Starting a local control plane: kube-apiserver and etcd built from the Go module proxy into bin/, with poolguard's CRDs")
-	say("and the Helm chart's webhook configurations; then poolguard-webhook, with the args of the chart's Deployment, serving TLS.")
+	calicoMode := flag.Bool("calico", false, "tell the Calico-mode story: poolguard guarding Calico's own IPPools")
+	flag.Parse()
+	if *calicoMode {
+		// The chart as a Calico user installs it.
+		chartwebhook.Release.Set = []string{"mode=calico"}
+		say("Starting a local control plane: kube-apiserver and etcd built from the Go module proxy into bin/, serving Calico's IPPool")
+		say("(crd.projectcalico.org/v1, Calico's classic datastore), with the Helm chart's Calico-mode webhook configurations and admission")
+		say("policies; then poolguard-webhook --mode=calico, with the args of the chart's Deployment, serving TLS.")
+	} else {
+		say("Starting a local control plane: kube-apiserver and etcd built from the Go module proxy into bin/, with poolguard's CRDs")
+		say("and the Helm chart's webhook configurations; then poolguard-webhook, with the args of the chart's Deployment, serving TLS.")
+	}
 	opts, err := chartwebhook.HarnessOptions()
 	if err != nil {
 		return err
+	}
+	if *calicoMode {
+		opts.Mode = webhook.ModeCalico
+		opts.ExtraCRDDirs = []string{harness.CalicoCRDDir(calico.GroupVersionCRDv1.Group)}
 	}
 	env, err := harness.Start(opts)
 	if err != nil {
@@ -113,6 +130,9 @@ func run() (err error) {
 		return err
 	}
 	fmt.Printf("$ poolguard-webhook %s   (in network namespace %swebhook)\n", strings.Join(d.webhook.Args, " "), prefix)
+	if *calicoMode {
+		return d.calicoStory()
+	}
 	return d.story()
 }
 

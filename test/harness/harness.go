@@ -53,6 +53,20 @@ func RepoRoot() string {
 // BinDir is where the Makefile builds the pinned tools.
 func BinDir() string { return filepath.Join(RepoRoot(), "bin") }
 
+// CalicoCRDDir holds a CRD for Calico's IPPool in group (projectcalico.org
+// or crd.projectcalico.org), written from Calico's documented fields.
+func CalicoCRDDir(group string) string {
+	return filepath.Join(RepoRoot(), "test", "calico", "crds", group)
+}
+
+// crdDirs are the CRDs the control plane starts with.
+func crdDirs(o Options) []string {
+	if o.Mode == webhook.ModeCalico {
+		return o.ExtraCRDDirs
+	}
+	return append([]string{CRDDir()}, o.ExtraCRDDirs...)
+}
+
 // CRDDir holds poolguard's CRDs.
 func CRDDir() string { return filepath.Join(RepoRoot(), "charts", "poolguard", "crds") }
 
@@ -72,6 +86,9 @@ type Options struct {
 	Validating *admissionregistrationv1.ValidatingWebhookConfiguration
 	// Enforcement is passed to the webhook.
 	Enforcement webhook.Enforcement
+	// Mode is the webhook's mode; in ModeCalico poolguard's own CRDs are
+	// not installed (pass Calico's in ExtraCRDDirs, see CalicoCRDDir).
+	Mode webhook.Mode
 	// ExtraCRDDirs are installed with poolguard's CRDs.
 	ExtraCRDDirs []string
 	// ExtraHandlers are served by the webhook's server next to poolguard's
@@ -140,7 +157,7 @@ func Start(o Options) (*Env, error) {
 	}
 	te := &envtest.Environment{
 		BinaryAssetsDirectory: BinDir(),
-		CRDDirectoryPaths:     append([]string{CRDDir()}, o.ExtraCRDDirs...),
+		CRDDirectoryPaths:     crdDirs(o),
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}
@@ -156,6 +173,7 @@ func Start(o Options) (*Env, error) {
 			ServiceName:        ServiceName,
 			ServiceNamespace:   ServiceNamespace,
 			ExcludedNamespaces: ExcludedNamespaces,
+			Calico:             o.Mode == webhook.ModeCalico,
 		})
 		if o.Mutating != nil {
 			mutating = o.Mutating.DeepCopy()
@@ -239,7 +257,7 @@ func Start(o Options) (*Env, error) {
 		_ = te.Stop()
 		return nil, err
 	}
-	if err := webhook.Setup(mgr, webhook.Options{Enforcement: o.Enforcement, ExcludedNamespaces: ExcludedNamespaces}); err != nil {
+	if err := webhook.Setup(mgr, webhook.Options{Mode: o.Mode, Enforcement: o.Enforcement, ExcludedNamespaces: ExcludedNamespaces}); err != nil {
 		_ = te.Stop()
 		return nil, err
 	}

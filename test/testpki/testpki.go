@@ -74,13 +74,25 @@ func (ca *CA) Server(hosts ...string) (Pair, error) {
 	return ca.issue(hosts[0], dns, ips, x509.ExtKeyUsageServerAuth)
 }
 
+// ClientInGroups issues a client certificate for user cn in the groups
+// (the subject's organizations), as the API server reads a kubelet's or a
+// controller's identity from its certificate.
+func (ca *CA) ClientInGroups(cn string, groups ...string) (Pair, error) {
+	return ca.issueSubject(pkix.Name{CommonName: cn, Organization: groups}, nil, nil, x509.ExtKeyUsageClientAuth)
+}
+
 func (ca *CA) issue(cn string, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (Pair, error) {
+	return ca.issueSubject(pkix.Name{CommonName: cn}, dns, ips, usage)
+}
+
+func (ca *CA) issueSubject(subject pkix.Name, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (Pair, error) {
+	cn := subject.CommonName
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return Pair{}, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: pkix.Name{CommonName: cn}, DNSNames: dns, IPAddresses: ips,
+		SerialNumber: serial(), Subject: subject, DNSNames: dns, IPAddresses: ips,
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
 	}

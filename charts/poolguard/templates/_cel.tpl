@@ -25,3 +25,8 @@ chart_test fails when they drift.
 {{- $hasDefault := printf "(has(object.metadata.annotations) && [%s].exists(k, k in object.metadata.annotations))" $keys -}}
 request.operation == 'CREATE' ? {{ $hasDefault }} : ([{{ $keys }}].exists(k, (has(object.metadata.annotations) && k in object.metadata.annotations) != (has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations) || (has(object.metadata.annotations) && k in object.metadata.annotations && object.metadata.annotations[k] != oldObject.metadata.annotations[k])) || ({{ $hasDefault }} && (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {})))
 {{- end }}
+
+{{/* Calico mode: calico.allowedPoolAnnotations as a CEL map from namespace to the annotation values allowed there. */}}
+{{- define "poolguard.celAllowedPoolAnnotations" -}}
+{ {{- $first := true }}{{ range $ns, $vals := .Values.calico.allowedPoolAnnotations }}{{ if not $first }}, {{ end }}{{ $first = false }}'{{ $ns }}': [{{ range $i, $v := $vals }}{{ if $i }}, {{ end }}'{{ $v | replace "\\" "\\\\" | replace "'" "\\'" }}'{{ end }}]{{ end -}} }
+{{- end }}

@@ -61,8 +61,15 @@ app.kubernetes.io/component: cni-installer
 {{/* Namespaces no webhook or policy ever sees: the cluster's own and poolguard's, so both can heal while the webhook is down. */}}
 {{- define "poolguard.excludedNamespaces" -}}
 {{- $ns := list "kube-system" .Release.Namespace -}}
-{{- range .Values.webhook.excludedNamespaces }}{{ if not (has . $ns) }}{{ $ns = append $ns . }}{{ end }}{{ end -}}
+{{- $extra := .Values.webhook.excludedNamespaces -}}
+{{- if eq .Values.mode "calico" }}{{ $extra = concat .Values.calico.excludedNamespaces $extra }}{{ end -}}
+{{- range $extra }}{{ if not (has . $ns) }}{{ $ns = append $ns . }}{{ end }}{{ end -}}
 {{ toJson $ns }}
+{{- end }}
+
+{{/* "true" when poolguard allocates (native mode with the allocator on): the CNI installer, the node plugin's identity and the allocator's controllers. */}}
+{{- define "poolguard.allocating" -}}
+{{- if and (eq .Values.mode "native") .Values.allocator.enabled }}true{{ end -}}
 {{- end }}
 
 {{/* The namespaceSelector of every namespaced webhook and policy. Keep in step with webhook.Configurations and webhook.WithNamespaceOptOut: chart_test compares them. */}}

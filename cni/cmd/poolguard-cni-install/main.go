@@ -30,6 +30,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	logger := log.New(os.Stderr, "poolguard-cni-install: ", log.LstdFlags|log.LUTC)
+	logger.Printf("version %s", version)
 	if err := c.Run(ctx, logger.Printf); err != nil {
 		fmt.Fprintln(os.Stderr, "poolguard-cni-install:", err)
 		os.Exit(1)

@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/version"
+	cniversion "github.com/containernetworking/cni/pkg/version"
 
 	"poolguard.dev/poolguard/cni/ipam"
 )
@@ -26,5 +26,5 @@ func main() {
 		level = slog.LevelDebug
 	}
 	p := &ipam.Plugin{Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
-	skel.PluginMainFuncs(p.Funcs(), version.All, "poolguard-ipam: IP addresses from the pod's frozen poolguard pools")
+	skel.PluginMainFuncs(p.Funcs(), cniversion.All, "poolguard-ipam "+version+": IP addresses from the pod's frozen poolguard pools")
 }

@@ -39,6 +39,7 @@ func run() error {
 		probeAddr   string
 		leaderElect bool
 		enforcement string
+		modeFlag    string
 		rot         = certrotator.Rotator{}
 		allocOpts   allocatorcontroller.Options
 		allocCtrls  bool
@@ -56,6 +57,7 @@ func run() error {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader among replicas for the controllers (admission is served by every replica).")
 	flag.StringVar(&enforcement, "enforcement", string(webhook.Enforce), "enforce: deny violations; warn: admit them with a warning, a metric and an event.")
+	flag.StringVar(&modeFlag, "mode", string(webhook.ModeNative), "native: check against poolguard's IPPools (its allocator and CNI plugin allocate); calico: check against Calico's IPPools (projectcalico.org/v3 or crd.projectcalico.org/v1, found by discovery) where Calico's CNI and IPAM allocate.")
 	flag.Func("excluded-namespaces", "Comma-separated namespaces the webhook configurations exclude (the chart passes kube-system, the release namespace and webhook.excludedNamespaces): a request about one cannot come from the API server, so it records no event and no metric.", func(v string) error {
 		for _, ns := range strings.Split(v, ",") {
 			if ns = strings.TrimSpace(ns); ns != "" {
@@ -127,7 +129,14 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
-	if err := webhook.Setup(mgr, webhook.Options{Enforcement: mode, ExcludedNamespaces: excluded}); err != nil {
+	poolMode, err := webhook.ParseMode(modeFlag)
+	if err != nil {
+		return err
+	}
+	if poolMode == webhook.ModeCalico && (allocCtrls || *seedConfigMap != "") {
+		return fmt.Errorf("--mode=calico: the allocator's controllers and --ippools-configmap work on poolguard's own IPPools; Calico's pools are Calico's")
+	}
+	if err := webhook.Setup(mgr, webhook.Options{Mode: poolMode, Enforcement: mode, ExcludedNamespaces: excluded}); err != nil {
 		return err
 	}
 	if allocCtrls {
@@ -145,7 +154,7 @@ func run() error {
 			return err
 		}
 	}
-	log.Info("starting", "enforcement", mode, "webhookPort", port, "certDir", certDir,
+	log.Info("starting", "version", version, "mode", poolMode, "enforcement", mode, "webhookPort", port, "certDir", certDir,
 		"clientCAFile", auth.clientCAFile, "metricsSecure", metricsSecure)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
