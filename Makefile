@@ -86,7 +86,7 @@ verify-generated: generate ## Fail when generated files are out of date.
 ##@ Test
 
 .PHONY: test
-test: tools e2e-tools vet lint verify-generated ## Run every test: lint, unit, fuzz seeds, integration on a real kube-apiserver, end to end in network namespaces (root).
+test: tools e2e-tools cluster-tools vet lint verify-generated ## Run every test: lint, unit, fuzz seeds, integration on a real kube-apiserver, end to end in network namespaces, a real single-node cluster (root).
 	$(GOTEST) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 .PHONY: test-e2e
