@@ -43,7 +43,7 @@ func (d *demo) calicoStory() error {
 					return err
 				}
 			}
-			d.waitForCalicoPools()
+			d.waitForWebhookCache("default-ipv4-ippool")
 			return d.ok("", "annotate", "namespace", "payments", v4+`=["mainframe-trusted"]`)
 		},
 		func() error {
@@ -98,15 +98,7 @@ func (d *demo) calicoStory() error {
 			return d.fails("disabled", "", "run", "api", "-n", "payments", "--image=registry.example/api:1")
 		},
 	}
-	for _, s := range steps {
-		if err := d.ctx.Err(); err != nil {
-			return fmt.Errorf("interrupted")
-		}
-		if err := s(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return d.run(steps)
 }
 
 const calicoPools = `apiVersion: crd.projectcalico.org/v1

@@ -73,11 +73,11 @@ func (d *demo) fails(want, stdin string, args ...string) error {
 }
 
 // waitForWebhookCache waits, silently, until the webhook's informer knows
-// the pools just applied (a second or less).
-func (d *demo) waitForWebhookCache() {
+// pool, just applied (a second or less).
+func (d *demo) waitForWebhookCache(pool string) {
 	for i := 0; i < 100; i++ {
 		out, _ := exec.CommandContext(d.ctx, d.kubectlPath, "--kubeconfig", d.kubeconfig, "run", "cache-probe", "-n", "default",
-			"--image=x", "--dry-run=server", "--annotations=cni.projectcalico.org/ipv4pools=[\"general\"]", "-o", "name").CombinedOutput()
+			"--image=x", "--dry-run=server", "--annotations=cni.projectcalico.org/ipv4pools=[\""+pool+"\"]", "-o", "name").CombinedOutput()
 		if !strings.Contains(string(out), "does not exist") {
 			return
 		}
@@ -92,19 +92,6 @@ func (d *demo) waitForDefault(ns, want string) {
 		out, _ := exec.CommandContext(d.ctx, d.kubectlPath, "--kubeconfig", d.kubeconfig, "run", "cache-probe", "-n", ns,
 			"--image=x", "--dry-run=server", "-o", `jsonpath={.metadata.annotations.cni\.projectcalico\.org/ipv4pools}`).CombinedOutput()
 		if strings.TrimSpace(string(out)) == want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// waitForCalicoPools waits, silently, until the webhook's informer knows
-// the Calico pools just applied.
-func (d *demo) waitForCalicoPools() {
-	for i := 0; i < 100; i++ {
-		out, _ := exec.CommandContext(d.ctx, d.kubectlPath, "--kubeconfig", d.kubeconfig, "run", "cache-probe", "-n", "default",
-			"--image=x", "--dry-run=server", "--annotations=cni.projectcalico.org/ipv4pools=[\"default-ipv4-ippool\"]", "-o", "name").CombinedOutput()
-		if !strings.Contains(string(out), "does not exist") {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -14,7 +14,7 @@ func (d *demo) story() error {
 			if err := d.ok(pools, "apply", "-f", "-"); err != nil {
 				return err
 			}
-			d.waitForWebhookCache()
+			d.waitForWebhookCache("general")
 			return d.ok("", "get", "ippools")
 		},
 		func() error {
@@ -76,6 +76,12 @@ func (d *demo) story() error {
 		d.driftSteps,
 		d.releaseSteps,
 	}
+	return d.run(steps)
+}
+
+// run runs the steps in order, stopping at the first failure or when the
+// demo is interrupted.
+func (d *demo) run(steps []func() error) error {
 	for _, s := range steps {
 		if err := d.ctx.Err(); err != nil {
 			return fmt.Errorf("interrupted")
