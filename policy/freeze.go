@@ -81,6 +81,12 @@ func (r Rules) Freeze(podAnnotations map[string]string, ns Namespace, pools *Ind
 	if v, ok := podAnnotations[AnnotationProvenance]; ok {
 		claimed, _ = ParseProvenance(v)
 	}
+	return r.freeze(podAnnotations, claimed, ns, pools, nodeLabels)
+}
+
+// freeze is Freeze with the pod's claimed provenance already parsed (the
+// zero Provenance when it has none or it does not parse).
+func (r Rules) freeze(podAnnotations map[string]string, claimed Provenance, ns Namespace, pools *Index, nodeLabels map[string]string) Frozen {
 	var out Frozen
 	fromNamespace := false
 	for _, fam := range Families {
@@ -205,29 +211,34 @@ func IsFrozen(podAnnotations map[string]string, ns Namespace, pools *Index) bool
 // webhook's check that the mutating webhook ran and that nothing after it
 // tampered with the result.
 func (r Rules) IsFrozen(podAnnotations map[string]string, ns Namespace, pools *Index, nodeLabels map[string]string) bool {
-	got, ok := podAnnotations[AnnotationProvenance]
-	if !ok {
-		return false
-	}
-	claimed, err := ParseProvenance(got)
+	_, err := r.CheckFrozen(podAnnotations, ns, pools, nodeLabels)
+	return err == nil
+}
+
+// CheckFrozen reads the pod's frozen state back (ReadFrozen) and checks
+// that it is exactly what Freeze would write for this namespace, these
+// pools and this node, parsing the provenance once: the validating
+// webhook's one call per pod. Every error wraps ErrNotFrozen.
+func (r Rules) CheckFrozen(podAnnotations map[string]string, ns Namespace, pools *Index, nodeLabels map[string]string) (Frozen, error) {
+	got, err := r.ReadFrozen(ns.Name, podAnnotations)
 	if err != nil {
-		return false
+		return Frozen{}, err
 	}
-	want := r.Freeze(podAnnotations, ns, pools, nodeLabels)
+	want := r.freeze(podAnnotations, got.Provenance, ns, pools, nodeLabels)
 	// The resourceVersion is informational: the namespace may change between
 	// the mutating and the validating call of one request.
+	claimed := got.Provenance
 	claimed.NamespaceResourceVersion = want.Provenance.NamespaceResourceVersion
 	if !claimed.Equal(want.Provenance) {
-		return false
+		return Frozen{}, fmt.Errorf("%w: the provenance is not what poolguard would write", ErrNotFrozen)
 	}
 	for _, fam := range Families {
-		v, ok := podAnnotations[fam.AnnotationKey()]
-		w := want.Value(fam)
-		if ok != (w != nil) || (ok && v != *w) {
-			return false
+		v, w := got.Value(fam), want.Value(fam)
+		if (v != nil) != (w != nil) || (v != nil && *v != *w) {
+			return Frozen{}, fmt.Errorf("%w: %s is not what poolguard would write", ErrNotFrozen, fam.AnnotationKey())
 		}
 	}
-	return true
+	return got, nil
 }
 
 // GuardedKeys are the annotations no update may add, change or remove.

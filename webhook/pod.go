@@ -126,8 +126,8 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 			warns = append(warns, fmt.Sprintf("node %q could not be read (%v); pool nodeSelectors will be checked on the node", pod.Spec.NodeName, err))
 		}
 	}
-	frozen, err := v.Rules.ReadFrozen(ns.Name, pod.Annotations)
-	if err != nil || !v.Rules.IsFrozen(pod.Annotations, ns, index, v.freezeNode(subject)) {
+	frozen, err := v.Rules.CheckFrozen(pod.Annotations, ns, index, v.freezeNode(subject))
+	if err != nil {
 		return v.deny(ctx, "pods", ns.Name, policy.Reason(policy.ErrNotFrozen), warns, apierrors.NewInvalid(podGK, podName(pod, req), field.ErrorList{
 			field.Invalid(annotationPath(policy.AnnotationProvenance), policy.Excerpt(pod.Annotations[policy.AnnotationProvenance]),
 				fmt.Sprintf(policy.MsgNotFrozen, policy.AnnotationProvenance)),

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/template"
 	"time"
+
+	"poolguard.dev/poolguard/test/netlab"
 )
 
 // containerdConfig is containerd 1.6's configuration (version 2) for the
@@ -82,12 +83,8 @@ func (c *Cluster) startContainerd() error {
 		Dir: dir, Socket: c.ContainerdSocket, PauseImage: PauseImage,
 		CNIBinDir: c.cniBinDir, CNIConfDir: c.cniConfDir,
 	}
-	var b strings.Builder
-	if err := containerdConfig.Execute(&b, params); err != nil {
-		return err
-	}
 	cfg := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+	if err := writeConfig(cfg, containerdConfig, params); err != nil {
 		return err
 	}
 	p, err := c.start("containerd", "containerd", "--config", cfg, "--log-level", "info")
@@ -107,7 +104,7 @@ func (c *Cluster) startContainerd() error {
 // ctr runs containerd's ctr against the cluster's containerd, in the
 // namespace the CRI plugin uses.
 func (c *Cluster) ctr(args ...string) (string, error) {
-	return run("ctr", append([]string{"--address", c.ContainerdSocket, "--namespace", "k8s.io"}, args...)...)
+	return netlab.Run("ctr", append([]string{"--address", c.ContainerdSocket, "--namespace", "k8s.io"}, args...)...)
 }
 
 // importImage imports an image tarball into the CRI plugin's namespace,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/template"
 	"time"
 
@@ -82,12 +81,8 @@ func (c *Cluster) startKubelet() error {
 			return err
 		}
 	}
-	var b strings.Builder
-	if err := kubeletConfig.Execute(&b, params); err != nil {
-		return err
-	}
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+	if err := writeConfig(cfg, kubeletConfig, params); err != nil {
 		return err
 	}
 	var err error

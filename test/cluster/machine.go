@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"poolguard.dev/poolguard/test/netlab"
 )
 
 // outsidePaths are the places outside the cluster's directory where the
@@ -43,7 +45,7 @@ type machineState struct {
 func snapshotMachine() (*machineState, error) {
 	s := &machineState{paths: map[string][]string{}, tunables: map[string]string{}}
 	s.netns = readDirNames("/var/run/netns")
-	out, err := run("ip", "-o", "link", "show")
+	out, err := netlab.Run("ip", "-o", "link", "show")
 	if err != nil {
 		return nil, err
 	}
@@ -52,13 +54,13 @@ func snapshotMachine() (*machineState, error) {
 			s.links = append(s.links, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
 		}
 	}
-	if out, err := run("nft", "list", "tables"); err == nil {
+	if out, err := netlab.Run("nft", "list", "tables"); err == nil {
 		s.nftTables = nonEmptyLines(out)
 	}
 	// The legacy iptables chains a kubelet or kube-proxy in the root
 	// namespace would write; this machine may have no iptables at all.
 	if _, err := exec.LookPath("iptables-save"); err == nil {
-		out, _ := run("iptables-save")
+		out, _ := netlab.Run("iptables-save")
 		for _, l := range nonEmptyLines(out) {
 			if strings.Contains(l, "KUBE-") {
 				s.iptables = append(s.iptables, l)

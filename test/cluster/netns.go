@@ -10,6 +10,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"poolguard.dev/poolguard/test/netlab"
 )
 
 // netnsDir is where `ip netns` keeps its named namespaces.
@@ -39,7 +41,7 @@ func createNodeNetns(name string, nodeIP netip.Addr) error {
 		{"-n", name, "route", "add", "default", "dev", nodeLink},
 	}
 	for _, s := range steps {
-		if _, err := run("ip", s...); err != nil {
+		if _, err := netlab.Run("ip", s...); err != nil {
 			return err
 		}
 	}
@@ -51,7 +53,7 @@ func deleteNetns(name string) error {
 	if _, err := os.Stat(filepath.Join(netnsDir, name)); os.IsNotExist(err) {
 		return nil
 	}
-	_, err := run("ip", "netns", "delete", name)
+	_, err := netlab.Run("ip", "netns", "delete", name)
 	return err
 }
 

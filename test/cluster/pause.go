@@ -26,13 +26,13 @@ import (
 // missing import fails loudly instead of pulling from the internet.
 const PauseImage = "poolguard.test/pause:local"
 
-// buildPauseImage builds test/cluster/pause as a static binary and writes
-// an image tarball holding only it (the docker archive format ctr
-// imports), into dir. Layer and config carry no timestamps, so the same
+// buildPauseImage builds the pause program (cmd/pause, the one `make
+// pause-image` packs) as a static binary and writes an image tarball
+// holding only it (the docker archive format ctr imports), into dir. Layer and config carry no timestamps, so the same
 // binary gives the same image.
 func buildPauseImage(dir string) (string, error) {
 	bin := filepath.Join(dir, "pause")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./test/cluster/pause")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/pause")
 	cmd.Dir = harness.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

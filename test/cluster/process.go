@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/template"
 	"time"
 )
 
@@ -95,18 +95,6 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// run runs a command to completion and returns its output, or an error
-// with both.
-func run(name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(errb.String()+out.String()))
-	}
-	return out.String(), nil
-}
-
 // poll calls cond until it reports done, fails, or timeout passes; the
 // error names what was awaited and cond's last error.
 func poll(what string, timeout time.Duration, cond func() (bool, error)) error {
@@ -125,4 +113,14 @@ func poll(what string, timeout time.Duration, cond func() (bool, error)) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// writeConfig renders a component's configuration file from its template,
+// readable by root only (it names the cluster's private paths).
+func writeConfig(path string, t *template.Template, params any) error {
+	var b strings.Builder
+	if err := t.Execute(&b, params); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
 }

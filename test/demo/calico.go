@@ -72,17 +72,7 @@ func (d *demo) calicoStory() error {
 		},
 		func() error {
 			d.title("The shop namespace later gains a default: the running pod keeps its pools, new pods follow")
-			if err := d.ok("", "annotate", "namespace", "shop", v4+`=["shop-pool"]`); err != nil {
-				return err
-			}
-			if err := d.expect(`["default-ipv4-ippool"]`, "", "get", "pod", "web", "-n", "shop", "-o", `jsonpath={.metadata.annotations.cni\.projectcalico\.org/ipv4pools}{"\n"}`); err != nil {
-				return err
-			}
-			d.waitForDefault("shop", `["shop-pool"]`)
-			if err := d.ok("", "run", "web2", "-n", "shop", "--image=registry.example/shop:1"); err != nil {
-				return err
-			}
-			return d.expect(`["shop-pool"]`, "", "get", "pod", "web2", "-n", "shop", "-o", `jsonpath={.metadata.annotations.cni\.projectcalico\.org/ipv4pools}{"\n"}`)
+			return d.defaultMoves("shop", "web", `["default-ipv4-ippool"]`, `["shop-pool"]`, "web2", "registry.example/shop:1")
 		},
 		func() error {
 			d.title("No back door: in kube-system, which no webhook sees, the API server's own policy refuses the firewall's pool")

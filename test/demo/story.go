@@ -61,22 +61,30 @@ func (d *demo) story() error {
 		d.firewallSteps,
 		func() error {
 			d.title("The payments default changes: new pods follow it, the running pod does not drift")
-			if err := d.ok("", "annotate", "namespace", "payments", "--overwrite", v4+`=["general"]`); err != nil {
-				return err
-			}
-			if err := d.expect(`["mainframe-trusted"]`, "", "get", "pod", "api", "-n", "payments", "-o", `jsonpath={.metadata.annotations.cni\.projectcalico\.org/ipv4pools}{"\n"}`); err != nil {
-				return err
-			}
-			d.waitForDefault("payments", `["general"]`)
-			if err := d.ok("", "run", "batch", "-n", "payments", "--image=registry.example/batch:1"); err != nil {
-				return err
-			}
-			return d.expect(`["general"]`, "", "get", "pod", "batch", "-n", "payments", "-o", `jsonpath={.metadata.annotations.cni\.projectcalico\.org/ipv4pools}{"\n"}`)
+			return d.defaultMoves("payments", "api", `["mainframe-trusted"]`, `["general"]`, "batch", "registry.example/batch:1")
 		},
 		d.driftSteps,
 		d.releaseSteps,
 	}
 	return d.run(steps)
+}
+
+// defaultMoves changes namespace ns's default to newPools and shows that
+// pod running keeps the oldPools it was frozen to while a new pod follows.
+func (d *demo) defaultMoves(ns, running, oldPools, newPools, newPod, image string) error {
+	v4 := "cni.projectcalico.org/ipv4pools"
+	pools := `jsonpath={.metadata.annotations.cni\.projectcalico\.org/ipv4pools}{"\n"}`
+	if err := d.ok("", "annotate", "namespace", ns, "--overwrite", v4+"="+newPools); err != nil {
+		return err
+	}
+	if err := d.expect(oldPools, "", "get", "pod", running, "-n", ns, "-o", pools); err != nil {
+		return err
+	}
+	d.waitForDefault(ns, newPools)
+	if err := d.ok("", "run", newPod, "-n", ns, "--image="+image); err != nil {
+		return err
+	}
+	return d.expect(newPools, "", "get", "pod", newPod, "-n", ns, "-o", pools)
 }
 
 // run runs the steps in order, stopping at the first failure or when the

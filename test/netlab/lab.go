@@ -97,7 +97,7 @@ func Start(cfg Config) (l *Lab, err error) {
 		return nil, errors.New("netlab needs root: it creates network namespaces, veths and nftables rules")
 	}
 	for _, tool := range []string{"ip", "nft"} {
-		if _, err := run("sh", "-c", "command -v "+tool); err != nil {
+		if _, err := Run("sh", "-c", "command -v "+tool); err != nil {
 			return nil, fmt.Errorf("%s not found: install iproute2 and nftables (make deps)", tool)
 		}
 	}

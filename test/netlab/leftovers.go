@@ -36,7 +36,7 @@ func Leftovers(prefix string) error {
 			left = append(left, "interface "+l.IfName+" in the root namespace")
 		}
 	}
-	tables, err := run("nft", "list", "tables")
+	tables, err := Run("nft", "list", "tables")
 	if err != nil {
 		return err
 	}

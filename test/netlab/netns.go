@@ -19,8 +19,9 @@ const netnsDir = "/var/run/netns"
 // CNI_NETNS a runtime would pass.
 func NetnsPath(name string) string { return filepath.Join(netnsDir, name) }
 
-// run runs a command and returns its output, or an error with both.
-func run(name string, args ...string) (string, error) {
+// Run runs a command to completion and returns its output, or an error
+// with both. The lab and the test cluster run ip, nft and ctr with it.
+func Run(name string, args ...string) (string, error) {
 	cmd := exec.Command(name, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -31,7 +32,7 @@ func run(name string, args ...string) (string, error) {
 }
 
 // ip runs `ip args...`.
-func ip(args ...string) (string, error) { return run("ip", args...) }
+func ip(args ...string) (string, error) { return Run("ip", args...) }
 
 // inNetns runs fn on an OS thread that has entered the named network
 // namespace. Sockets fn creates belong to that namespace for their whole
