@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -45,6 +46,9 @@ type Helm struct {
 	Path string
 	// Env is added to the environment (e.g. KUBECONFIG, HELM_* dirs).
 	Env []string
+	// Prefix, when set, runs helm through another command, e.g.
+	// nsenter into the network namespace where the API server listens.
+	Prefix []string
 }
 
 // Run runs helm with args and returns its standard output; the error carries
@@ -57,7 +61,8 @@ func (h Helm) Run(stdin io.Reader, args ...string) ([]byte, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("helm not found at %s: run 'make tools' first: %w", path, err)
 	}
-	cmd := exec.Command(path, args...)
+	argv := append(append(slices.Clip(h.Prefix), path), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), h.Env...)
 	cmd.Stdin = stdin
 	var out, errOut bytes.Buffer

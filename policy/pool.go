@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -127,12 +128,52 @@ func NewIndex(pools []Pool) *Index {
 		seen[p.Name] = struct{}{}
 		ix.all = append(ix.all, p)
 	}
+	markOverlaps(ix.all)
 	for i := range ix.all {
 		p := &ix.all[i]
 		ix.byName[p.Name] = p
 		ix.byCIDR[p.CIDR] = p
 	}
 	return ix
+}
+
+// markOverlaps makes every pool whose range overlaps another's Invalid. The
+// admission webhook refuses an overlapping IPPool, but a pool can still
+// arrive without it (created while the webhook was bypassed, or by the
+// chart's pre-install hook before the webhook exists), and two pools
+// sharing addresses could hand one address to two pods: neither serves
+// until a person fixes one. Prefixes are nested or disjoint, so after
+// sorting by start address (the wider first) a pool overlaps an earlier
+// one exactly when it lies inside the last pool that did not.
+func markOverlaps(pools []Pool) {
+	order := make([]int, 0, len(pools))
+	for i := range pools {
+		if pools[i].CIDR.IsValid() {
+			order = append(order, i)
+		}
+	}
+	sort.Slice(order, func(a, b int) bool {
+		pa, pb := pools[order[a]].CIDR.Masked(), pools[order[b]].CIDR.Masked()
+		if c := pa.Addr().Compare(pb.Addr()); c != 0 {
+			return c < 0
+		}
+		return pa.Bits() < pb.Bits()
+	})
+	mark := func(p, other *Pool) {
+		if p.Invalid == nil {
+			p.Invalid = fmt.Errorf("%w: %s overlaps IPPool %q (%s); neither hands out addresses until one of them changes", ErrOverlap, p.CIDR, other.Name, other.CIDR)
+		}
+	}
+	var outer *Pool
+	for _, i := range order {
+		p := &pools[i]
+		if outer != nil && outer.CIDR.Overlaps(p.CIDR) {
+			mark(p, outer)
+			mark(outer, p)
+			continue
+		}
+		outer = p
+	}
 }
 
 // Lookup finds a pool by name, or by CIDR written in any textual form.

@@ -35,7 +35,9 @@ var ErrBadConfig = errors.New("invalid plugin configuration")
 //	  "nodeName": "worker-1",
 //	  "failSafe": "defaults",
 //	  "timeout": "30s",
-//	  "lockDir": "/run/poolguard-ipam"
+//	  "lockDir": "/run/poolguard-ipam",
+//	  "routes": [{"dst": "169.254.1.1/32", "scope": 253},
+//	             {"dst": "0.0.0.0/0", "gw": "169.254.1.1"}]
 //	}
 type IPAMConfig struct {
 	Type string `json:"type"`
@@ -53,6 +55,12 @@ type IPAMConfig struct {
 	// LockDir holds the node-local lock that queues this node's plugin
 	// processes for their block. Default /run/poolguard-ipam.
 	LockDir string `json:"lockDir,omitempty"`
+	// Routes are returned with every result whose addresses include one
+	// of the route's family, for the main plugin to install in the pod
+	// (as host-local's "routes"). poolguard-ipam returns no gateway: a
+	// dataplane that routes pods through a link-local gateway lists a
+	// link-scoped route to it (scope 253) before the routes through it.
+	Routes []*types.Route `json:"routes,omitempty"`
 }
 
 // NetConf is the network configuration the runtime passes on stdin.
@@ -77,6 +85,7 @@ type Config struct {
 	Timeout        time.Duration
 	PodAnnotations map[string]string
 	LockDir        string
+	Routes         []*types.Route
 }
 
 // getenv is os.Getenv, replaceable by fuzzing and tests.
@@ -126,6 +135,15 @@ func ParseConfig(data []byte) (*Config, error) {
 	if msgs := validation.IsDNS1123Subdomain(c.Node); len(msgs) > 0 {
 		return nil, fmt.Errorf("%w: node name %q: %s", ErrBadConfig, c.Node, msgs[0])
 	}
+	for i, r := range n.IPAM.Routes {
+		if r == nil || r.Dst.IP == nil || len(r.Dst.Mask) == 0 {
+			return nil, fmt.Errorf(`%w: ipam.routes[%d] has no "dst" (a CIDR such as 0.0.0.0/0)`, ErrBadConfig, i)
+		}
+		if r.GW != nil && (r.GW.To4() == nil) != (r.Dst.IP.To4() == nil) {
+			return nil, fmt.Errorf(`%w: ipam.routes[%d]: gateway %s is not of the family of %s`, ErrBadConfig, i, r.GW, r.Dst.String())
+		}
+	}
+	c.Routes = n.IPAM.Routes
 	if n.RuntimeConfig != nil && n.RuntimeConfig.PodAnnotations != nil {
 		c.PodAnnotations = n.RuntimeConfig.PodAnnotations
 	}

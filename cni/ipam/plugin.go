@@ -123,7 +123,7 @@ func (p *Plugin) add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	return p.print(resultOf(claim), s.cfg.Net.CNIVersion)
+	return p.print(resultOf(claim, s.cfg.Routes), s.cfg.Net.CNIVersion)
 }
 
 // assign chooses the pools for the pod and allocates.
@@ -291,15 +291,24 @@ func (p *Plugin) print(r *current.Result, version string) error {
 }
 
 // resultOf renders a claim as a CNI result. Each address carries its
-// pool's prefix length.
-func resultOf(c *allocator.Claim) *current.Result {
+// pool's prefix length; the configured routes follow, those of a family
+// the claim has an address of (a v6 route in a pod with no v6 address
+// would fail the main plugin's ADD).
+func resultOf(c *allocator.Claim, routes []*types.Route) *current.Result {
 	r := &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	var has4, has6 bool
 	for _, as := range c.Addresses {
 		bits := as.Addr.BitLen()
+		has4, has6 = has4 || as.Addr.Is4(), has6 || !as.Addr.Is4()
 		r.IPs = append(r.IPs, &current.IPConfig{Address: net.IPNet{
 			IP:   net.IP(as.Addr.AsSlice()),
 			Mask: net.CIDRMask(as.PoolCIDR.Bits(), bits),
 		}})
+	}
+	for _, rt := range routes {
+		if v4 := rt.Dst.IP.To4() != nil; v4 && has4 || !v4 && has6 {
+			r.Routes = append(r.Routes, rt)
+		}
 	}
 	return r
 }

@@ -54,6 +54,12 @@ type Config struct {
 	// Plugins are extra CNI plugins by name and path, e.g.
 	// "poolguard-ipam": its binary.
 	Plugins map[string]string
+	// Routed, when set, makes the pod network a routed one whose CNI
+	// configuration someone else writes (the chart's installer
+	// DaemonSet): the cluster writes none, prepares the node's side
+	// (see RoutedNetwork), and Start returns once the node has
+	// registered, before it is Ready. IPAM is then ignored.
+	Routed *RoutedNetwork
 	// Logf, when set, is told the cluster's progress and timings.
 	Logf func(format string, args ...any)
 }
@@ -90,7 +96,7 @@ type Cluster struct {
 	cniConfDir string
 	logDir     string
 
-	etcd, apiserver, controllerManager, scheduler, containerd, kubelet *process
+	etcd, apiserver, controllerManager, scheduler, kubeProxy, containerd, kubelet *process
 
 	closeOnce sync.Once
 	closeErr  error
@@ -99,6 +105,9 @@ type Cluster struct {
 	// start after the teardown has passed it.
 	closingMu sync.Mutex
 	closing   bool
+	// extraNetns are other network namespaces the cluster made (a
+	// firewall), deleted by Close.
+	extraNetns []string
 }
 
 // Timing is how long one step of Start took.
@@ -157,6 +166,11 @@ func Start(cfg Config) (c *Cluster, err error) {
 	if err := createNodeNetns(c.Netns, cfg.NodeIP); err != nil {
 		return c, err
 	}
+	if cfg.Routed != nil {
+		if err := cfg.Routed.prepare(c.Netns); err != nil {
+			return c, err
+		}
+	}
 	if err := createCgroupRoot(c.cgroupRoot); err != nil {
 		return c, err
 	}
@@ -177,7 +191,10 @@ func Start(cfg Config) (c *Cluster, err error) {
 	if err := c.startControlPlane(); err != nil {
 		return c, err
 	}
-	step("control plane (etcd, kube-apiserver ready; controller manager, scheduler started)")
+	if err := c.startKubeProxy(); err != nil {
+		return c, err
+	}
+	step("control plane (etcd, kube-apiserver ready; controller manager, scheduler, kube-proxy started)")
 	if err := c.setupCNI(); err != nil {
 		return c, err
 	}
@@ -196,7 +213,16 @@ func Start(cfg Config) (c *Cluster, err error) {
 	if err := c.startKubelet(); err != nil {
 		return c, err
 	}
-	if err := c.waitNodeReady(2 * time.Minute); err != nil {
+	if cfg.Routed != nil {
+		// No network configuration yet: the node stays NotReady until
+		// the installer writes one.
+		if err := c.waitNodeRegistered(2 * time.Minute); err != nil {
+			return c, err
+		}
+		step("kubelet, node registered")
+		return c, nil
+	}
+	if err := c.WaitNodeReady(2 * time.Minute); err != nil {
 		return c, err
 	}
 	step("kubelet, node Ready")
@@ -226,12 +252,18 @@ func checkMachine(cfg Config) error {
 			return fmt.Errorf("%s not found: run 'make cluster-deps' (containerd, runc from Debian; ip from iproute2; nsenter from util-linux)", tool)
 		}
 	}
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "bridge", "host-local", "loopback"} {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return errors.New("nft not found: kube-proxy runs in nftables mode; run 'make deps' (nftables from Debian)")
+	}
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet", "bridge", "host-local", "loopback"} {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, b)); err != nil {
 			return fmt.Errorf("%s not found in %s: run 'make tools cluster-tools'", b, cfg.BinDir)
 		}
 	}
 	ranges := append([]netip.Prefix{netip.PrefixFrom(cfg.NodeIP, cfg.NodeIP.BitLen()), cfg.PodRange, cfg.ServiceRange}, cfg.ExtraRanges...)
+	if cfg.Routed != nil {
+		ranges = append(ranges, cfg.Routed.Ranges...)
+	}
 	return netlab.CheckRootFree(ranges...)
 }
 
@@ -252,7 +284,7 @@ func (c *Cluster) start(name, bin string, args ...string) (*process, error) {
 // test to print.
 func (c *Cluster) Logs(n int) string {
 	var b strings.Builder
-	for _, p := range []*process{c.etcd, c.apiserver, c.controllerManager, c.scheduler, c.containerd, c.kubelet} {
+	for _, p := range []*process{c.etcd, c.apiserver, c.controllerManager, c.scheduler, c.kubeProxy, c.containerd, c.kubelet} {
 		if p != nil {
 			fmt.Fprintf(&b, "==== %s (last %d lines of %s)\n%s\n", p.name, n, p.log, tail(p.log, n))
 		}
@@ -290,12 +322,16 @@ func (c *Cluster) close() error {
 	add(killCgroupProcs(c.cgroupRoot, 20*time.Second))
 	add(c.scheduler.stop(5 * time.Second))
 	add(c.controllerManager.stop(5 * time.Second))
+	add(c.kubeProxy.stop(5 * time.Second))
 	add(c.containerd.stop(10 * time.Second))
 	add(killShims(c.Dir))
 	add(c.apiserver.stop(10 * time.Second))
 	add(c.etcd.stop(10 * time.Second))
 	add(unmountUnder(c.Dir))
 	add(removeCgroupRoot(c.cgroupRoot))
+	for _, n := range c.extraNetns {
+		add(deleteNetns(n))
+	}
 	add(deleteNetns(c.Netns))
 	if c.before != nil {
 		add(restoreTunables(c.before.tunables))

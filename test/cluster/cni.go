@@ -48,6 +48,11 @@ func (c *Cluster) setupCNI() error {
 			return err
 		}
 	}
+	if c.cfg.Routed != nil {
+		// The chart's installer writes the configuration and installs
+		// the IPAM plugin.
+		return nil
+	}
 	// host-local hands out the range's first address as the gateway the
 	// bridge carries; another IPAM (poolguard-ipam) returns bare
 	// addresses from pools, none of which the bridge may take.

@@ -98,9 +98,24 @@ func (c *Cluster) startKubelet() error {
 	return err
 }
 
-// waitNodeReady waits until the kubelet has registered the node and it
+// waitNodeRegistered waits until the kubelet has registered the node.
+func (c *Cluster) waitNodeRegistered(timeout time.Duration) error {
+	return poll("node "+c.NodeName+" registered", timeout, func() (bool, error) {
+		for _, p := range []*process{c.containerd, c.kubelet} {
+			if done, err := p.exited(); done {
+				return false, err
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.Client.CoreV1().Nodes().Get(ctx, c.NodeName, metav1.GetOptions{})
+		return err == nil, err
+	})
+}
+
+// WaitNodeReady waits until the kubelet has registered the node and it
 // reports Ready: the runtime and its CNI network are up.
-func (c *Cluster) waitNodeReady(timeout time.Duration) error {
+func (c *Cluster) WaitNodeReady(timeout time.Duration) error {
 	return poll("node "+c.NodeName+" Ready", timeout, func() (bool, error) {
 		for _, p := range []*process{c.containerd, c.kubelet} {
 			if done, err := p.exited(); done {

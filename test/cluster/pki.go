@@ -25,9 +25,9 @@ type pki struct {
 	ServingCert, ServingKey string
 	// SAKey signs service account tokens; SAPub verifies them.
 	SAKey, SAPub string
-	// Admin, ControllerManager, Scheduler and Kubelet are kubeconfigs
-	// with client certificates for each identity.
-	Admin, ControllerManager, Scheduler, Kubelet string
+	// Admin, ControllerManager, Scheduler, Kubelet and KubeProxy are
+	// kubeconfigs with client certificates for each identity.
+	Admin, ControllerManager, Scheduler, Kubelet, KubeProxy string
 
 	ca *testpki.CA
 }
@@ -67,6 +67,8 @@ func newPKI(dir, server, nodeName string, hosts ...string) (*pki, error) {
 		{&p.ControllerManager, "kube-controller-manager", "system:kube-controller-manager", nil},
 		{&p.Scheduler, "kube-scheduler", "system:kube-scheduler", nil},
 		{&p.Kubelet, "kubelet", "system:node:" + nodeName, []string{"system:nodes"}},
+		// Bound to system:node-proxier by the bootstrap RBAC.
+		{&p.KubeProxy, "kube-proxy", "system:kube-proxy", nil},
 	}
 	for _, id := range ids {
 		pair, err := ca.ClientInGroups(id.user, id.groups...)

@@ -47,12 +47,25 @@ func startListener(netns string, port int) (*listener, error) {
 	return l, nil
 }
 
+// StartListener starts the firewall's TCP service in another setup than
+// the lab's (the test cluster's firewall): every address of port inside
+// netns, answering each connection with the source address it saw. It
+// returns the function that stops it.
+func StartListener(netns string, port int) (stop func(), err error) {
+	l, err := startListener(netns, port)
+	if err != nil {
+		return nil, err
+	}
+	return l.close, nil
+}
+
 func (l *listener) close() {
 	_ = l.ln.Close()
 	l.wg.Wait()
 }
 
-// Connect opens a TCP connection from inside netns to dst and returns the
+// Connect opens a TCP connection from inside netns (a name, or the path of
+// a pinned namespace) to dst and returns the
 // source address the firewall's listener saw, or the connect error (a
 // refusal is "connection refused": the firewall resets it).
 func Connect(netns string, dst netip.AddrPort) (netip.Addr, error) {

@@ -16,8 +16,13 @@ import (
 const netnsDir = "/var/run/netns"
 
 // NetnsPath is the bind-mounted path of a named network namespace, the
-// CNI_NETNS a runtime would pass.
-func NetnsPath(name string) string { return filepath.Join(netnsDir, name) }
+// CNI_NETNS a runtime would pass; a path is returned as it is.
+func NetnsPath(name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(netnsDir, name)
+}
 
 // Run runs a command to completion and returns its output, or an error
 // with both. The lab and the test cluster run ip, nft and ctr with it.

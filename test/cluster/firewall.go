@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"poolguard.dev/poolguard/test/netlab"
+)
+
+// The firewall's link to the node: its own /30 of the benchmarking range.
+var (
+	firewallLinkNode = netip.MustParsePrefix("198.18.0.9/30")
+	firewallLinkFW   = netip.MustParsePrefix("198.18.0.10/30")
+)
+
+// FirewallPort is the legacy firewall's TCP service port.
+const FirewallPort = 7070
+
+// Firewall is a legacy firewall next to the node: its own network
+// namespace, linked to the node's, with nftables rules that let only the
+// trusted ranges reach its TCP service, which answers each connection with
+// the source address it saw.
+type Firewall struct {
+	// Addr is the service's address, reachable from pods through the node.
+	Addr  netip.AddrPort
+	netns string
+	stop  func()
+}
+
+// StartFirewall starts the firewall; Close removes it with the cluster.
+func (c *Cluster) StartFirewall(trusted ...netip.Prefix) (*Firewall, error) {
+	f := c.Name + "-fw"
+	c.closingMu.Lock()
+	c.extraNetns = append(c.extraNetns, f)
+	c.closingMu.Unlock()
+	steps := [][]string{
+		{"netns", "add", f},
+		{"-n", f, "link", "set", "lo", "up"},
+		{"-n", c.Netns, "link", "add", "to-fw", "type", "veth", "peer", "name", "to-node", "netns", f},
+		{"-n", c.Netns, "addr", "add", firewallLinkNode.String(), "dev", "to-fw"},
+		{"-n", f, "addr", "add", firewallLinkFW.String(), "dev", "to-node"},
+		{"-n", c.Netns, "link", "set", "to-fw", "up"},
+		{"-n", f, "link", "set", "to-node", "up"},
+		{"-n", f, "route", "add", "default", "via", firewallLinkNode.Addr().String()},
+	}
+	for _, s := range steps {
+		if _, err := netlab.Run("ip", s...); err != nil {
+			return nil, err
+		}
+	}
+	var v4 []string
+	for _, p := range trusted {
+		v4 = append(v4, p.Masked().String())
+	}
+	rules := fmt.Sprintf(`table inet legacy_firewall {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		tcp dport %d ip saddr { %s } accept
+		tcp dport %d reject with tcp reset
+	}
+}
+`, FirewallPort, strings.Join(v4, ", "), FirewallPort)
+	path := filepath.Join(c.Dir, "firewall.nft")
+	if err := os.WriteFile(path, []byte(rules), 0o600); err != nil {
+		return nil, err
+	}
+	if _, err := netlab.Run("ip", "netns", "exec", f, "nft", "-f", path); err != nil {
+		return nil, err
+	}
+	stop, err := netlab.StartListener(f, FirewallPort)
+	if err != nil {
+		return nil, err
+	}
+	return &Firewall{Addr: netip.AddrPortFrom(firewallLinkFW.Addr(), FirewallPort), netns: f, stop: stop}, nil
+}
+
+// Close stops the firewall's service; its namespace goes with the cluster.
+func (f *Firewall) Close() { f.stop() }
+
+// PodNetns returns the path of the network namespace holding addr: the
+// sandbox of the pod with that address, pinned by containerd under its
+// state directory.
+func (c *Cluster) PodNetns(addr netip.Addr) (string, error) {
+	var found []string
+	_ = filepath.WalkDir(filepath.Join(c.Dir, "containerd", "state"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "cni-") {
+			out, err := netlab.Run("nsenter", "--net="+p, "ip", "-o", "addr", "show")
+			if err == nil && strings.Contains(out, " "+addr.String()+"/") {
+				found = append(found, p)
+			}
+		}
+		return nil
+	})
+	if len(found) != 1 {
+		return "", fmt.Errorf("%d sandbox network namespaces hold %s: %v", len(found), addr, found)
+	}
+	return found[0], nil
+}
