@@ -160,6 +160,9 @@ func Start(cfg Config) (c *Cluster, err error) {
 		}
 	}()
 	step := c.stepper()
+	if err := c.writeOwner(); err != nil {
+		return c, err
+	}
 	if err := os.MkdirAll(c.logDir, 0o755); err != nil {
 		return c, err
 	}

@@ -22,6 +22,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "test/cluster runs containerd and a kubelet and must run as root (sudo make test-cluster); failing rather than skipping")
 		os.Exit(1)
 	}
+	// Clusters of a test process that was killed (SIGKILL, a CI
+	// timeout) cannot have cleaned up after themselves.
+	if err := cluster.Sweep(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
