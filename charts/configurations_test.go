@@ -2,6 +2,7 @@ package charts_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -38,12 +39,17 @@ func TestWebhookConfigurationsMatchGo(t *testing.T) {
 			decodeStrict(t, r.get(t, "MutatingWebhookConfiguration", release+"-poolguard"), &gotM)
 			decodeStrict(t, r.get(t, "ValidatingWebhookConfiguration", release+"-poolguard"), &gotV)
 
+			plugin := "system:serviceaccount:" + namespace + ":" + release + "-poolguard-cni"
+			if slices.Contains(tc.set, "allocator.enabled=false") {
+				plugin = ""
+			}
 			wantM, wantV := webhook.Configurations(webhook.ConfigOptions{
 				Name:               release + "-poolguard",
 				ServiceName:        release + "-poolguard-webhook",
 				ServiceNamespace:   namespace,
 				ExcludedNamespaces: append([]string{"kube-system", namespace}, tc.excluded...),
 				TimeoutSeconds:     tc.timeout,
+				NodePluginUser:     plugin,
 			})
 			if tc.optOut {
 				webhook.WithNamespaceOptOut(wantM, wantV)

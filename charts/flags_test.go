@@ -54,7 +54,7 @@ func TestChartFlagsExistInBinaries(t *testing.T) {
 			}
 		}
 	}
-	for _, set := range [][]string{nil, {"certificates.mode=internal"}, {"webhook.enforcement=warn", "allocator.enabled=false"}} {
+	for _, set := range [][]string{nil, {"certificates.mode=internal"}, {"webhook.enforcement=warn", "allocator.enabled=false"}, networkConfigSet} {
 		r := render(t, set...)
 		check(t, "poolguard-webhook", deployment(t, r).Spec.Template.Spec.Containers[0].Args)
 		if o := r.find("DaemonSet", cniName); o != nil {

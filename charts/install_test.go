@@ -46,7 +46,7 @@ const (
 // through the API server that pods are frozen, that a certificate rotation
 // costs no admission, that only a cluster admin can opt a namespace out,
 // that the immutability rule holds while the webhook is down, and that
-// helm upgrade (to warn mode, with an IPPool from values) works.
+// helm upgrade (to warn mode, with IPPools from values) works.
 //
 // cert-manager's controllers do not run: the test issues the serving
 // certificate the chart's Certificate asks for, stores it in the Secret the
@@ -104,11 +104,19 @@ func TestHelmInstall(t *testing.T) {
 		}
 	})
 
-	// A first install with pools in values: the webhook they must pass is
-	// not serving yet, and still the install succeeds (see ippools_test.go).
+	t.Run("a first install with an IPPool the CRD refuses fails at its pre-install hook", func(t *testing.T) {
+		testFirstInstallRefusesBadPool(ctx, t, c, values)
+	})
+
+	// A first install with a pool in values: its pre-install hook creates
+	// it before the webhook exists, and the webhook takes it over once it
+	// serves (see ippools_test.go).
 	if out, err := c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: append(slices.Clip(values), seededValues...)}, false); err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
+	t.Run("the IPPool from values exists once helm install returns", func(t *testing.T) {
+		testIPPoolFromHook(ctx, t, c)
+	})
 
 	var dep appsv1.Deployment
 	var svc corev1.Service
@@ -145,7 +153,7 @@ func TestHelmInstall(t *testing.T) {
 	saConfig := c.kubeconfig(t, installSA, "system:serviceaccounts", "system:serviceaccounts:"+installNS)
 	proc := runWebhook(t, bin, &dep, saConfig, vol.dir)
 
-	t.Run("IPPools from values of a first install are applied once the webhook serves", func(t *testing.T) {
+	t.Run("the IPPool from values of a first install is applied once the webhook serves", func(t *testing.T) {
 		testIPPoolsFromValues(ctx, t, c, proc)
 	})
 
@@ -244,9 +252,10 @@ func TestHelmInstall(t *testing.T) {
 	// Back up: the processes belong to the top-level test, not a subtest.
 	proc = runWebhook(t, bin, &dep, saConfig, vol.dir)
 
-	t.Run("helm upgrade to warn mode with an IPPool from values", func(t *testing.T) {
+	t.Run("helm upgrade to warn mode with IPPools from values, one refused", func(t *testing.T) {
 		upgraded := append(values, "webhook.enforcement=warn",
 			"ippools[0].name=general", "ippools[0].spec.cidr=203.0.113.0/24")
+		upgraded = append(upgraded, badPoolValues(1)...)
 		if out, err := c.helm.Install(charts.Release{Name: installRelease, Namespace: installNS, Set: upgraded}, true); err != nil {
 			t.Fatalf("helm upgrade: %v\n%s", err, out)
 		}
@@ -255,9 +264,13 @@ func TestHelmInstall(t *testing.T) {
 		waitFor(t, proc, "IPPool general from the upgrade's values", func() bool {
 			return c.admin.Get(ctx, client.ObjectKey{Name: "general"}, &p) == nil
 		})
-		if p.Spec.AssignmentMode == "" {
+		if p.Spec.AssignmentMode == "" || p.Spec.BlockSize != 26 {
 			t.Errorf("IPPool from values did not pass the mutating webhook: %+v", p.Spec)
 		}
+		if _, hook := p.Annotations["helm.sh/hook"]; hook {
+			t.Errorf("IPPool general was created by a hook on upgrade: %v", p.Annotations)
+		}
+		testIPPoolRefusedOnUpgrade(ctx, t, c, proc)
 		var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
 		must(t, c.admin.Get(ctx, client.ObjectKey{Name: installRelease + "-frozen-pools"}, &b))
 		if len(b.Spec.ValidationActions) == 0 || b.Spec.ValidationActions[0] != admissionregistrationv1.Warn {
@@ -386,6 +399,22 @@ func testAccess(ctx context.Context, t *testing.T, c *cluster) {
 			{"create", "ipam.poolguard.dev", "ippools", "", "", false},
 			{"delete", "ipam.poolguard.dev", "ippools", "", "", false},
 			{"update", "ipam.poolguard.dev", "ippools/status", "", "", false},
+			{"create", "", "serviceaccounts/token", installNS, installRelease + "-cni", false}, // cannot renew its own credential
+		},
+		// The installer: node-bound tokens of the plugin's account, nothing else.
+		sa(installRelease + "-cni-installer"): {
+			{"create", "", "serviceaccounts/token", installNS, installRelease + "-cni", true},
+			{"get", "", "nodes", "", "n", true},
+			{"create", "", "serviceaccounts/token", installNS, installRelease + "-webhook", false},
+			{"create", "", "serviceaccounts/token", installNS, installRelease + "-cni-installer", false},
+			{"create", "", "serviceaccounts/token", "default", installRelease + "-cni", false},
+			{"create", "", "serviceaccounts/token", installNS, "", false},
+			{"get", "", "serviceaccounts", installNS, installRelease + "-cni", false},
+			{"list", "", "nodes", "", "", false},
+			{"update", "", "nodes", "", "n", false},
+			{"get", "", "pods", "default", "p", false},
+			{"get", "", "secrets", installNS, "s", false},
+			{"list", "ipam.poolguard.dev", "ippools", "", "", false},
 		},
 	}
 	for user, checks := range cases {

@@ -16,7 +16,9 @@ const (
 	fullname    = release + "-poolguard"
 	webhookName = fullname + "-webhook"
 	cniName     = fullname + "-cni"
-	tlsSecret   = fullname + "-webhook-tls"
+	// cniInstallerName is the installer DaemonSet's own identity.
+	cniInstallerName = fullname + "-cni-installer"
+	tlsSecret        = fullname + "-webhook-tls"
 )
 
 // TestRenderDefaults asserts what a default install must be: HA, restricted,
@@ -87,6 +89,7 @@ func TestRenderDefaults(t *testing.T) {
 		t.Errorf("node plugin's IPPool policy: validationActions = %v, want [Deny]", got)
 	}
 	assertVerbs(t, r, "ClusterRole", cniName, "ipam.poolguard.dev", "ipamblocks", "create", "delete", "get", "list", "patch", "update", "watch")
+	assertCNIInstallerRBAC(t, r)
 	assertVerbs(t, r, "ClusterRole", webhookName, "ipam.poolguard.dev", "ippools", "get", "list", "patch", "update", "watch")
 	assertVerbs(t, r, "ClusterRole", webhookName, "", "namespaces", "get", "list", "watch")
 	assertVerbs(t, r, "ClusterRole", webhookName, "ipam.poolguard.dev", "ippools/status", "get", "patch", "update")
@@ -164,11 +167,19 @@ func TestRenderWarnMode(t *testing.T) {
 
 // TestRenderAllocatorOff is Calico mode: the webhook alone.
 func TestRenderAllocatorOff(t *testing.T) {
-	r := render(t, "allocator.enabled=false")
+	r := render(t, append([]string{"allocator.enabled=false"}, networkConfigSet...)...)
 	for _, kind := range []string{"DaemonSet", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} {
 		if r.find(kind, cniName) != nil {
 			t.Errorf("%s %s rendered with the allocator off", kind, cniName)
 		}
+	}
+	for _, kind := range []string{"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} {
+		if r.find(kind, cniInstallerName) != nil {
+			t.Errorf("%s %s rendered with the allocator off", kind, cniInstallerName)
+		}
+	}
+	if r.find("ConfigMap", cniConfigMap) != nil {
+		t.Errorf("network configuration rendered with the allocator off")
 	}
 	if r.find("ValidatingAdmissionPolicy", fullname+"-node-plugin-pools") != nil {
 		t.Errorf("node plugin policy rendered with the allocator off")
@@ -193,14 +204,16 @@ func TestRenderSingleReplicaHasNoPDB(t *testing.T) {
 }
 
 // TestRenderCNIInstaller: copies the plugin and its kubeconfig into host
-// paths, with nothing of the host beyond them.
+// paths, with nothing of the host beyond them; runs as its own identity and
+// requests node-bound tokens of the plugin's; writes no network
+// configuration by default.
 func TestRenderCNIInstaller(t *testing.T) {
 	r := render(t, "cni.binDir=/usr/libexec/cni", "cni.apiServer=https://api.example:6443")
 	var ds appsv1.DaemonSet
 	decodeStrict(t, r.get(t, "DaemonSet", cniName), &ds)
 	pod := ds.Spec.Template.Spec
-	if pod.ServiceAccountName != cniName {
-		t.Errorf("installer runs as %q, want %q (the plugin's identity)", pod.ServiceAccountName, cniName)
+	if pod.ServiceAccountName != cniInstallerName {
+		t.Errorf("installer runs as %q, want %q (its own identity, not the plugin's)", pod.ServiceAccountName, cniInstallerName)
 	}
 	paths := map[string]string{}
 	for _, v := range pod.Volumes {
@@ -223,6 +236,8 @@ func TestRenderCNIInstaller(t *testing.T) {
 	if flags["server"] != "https://api.example:6443" || !strings.HasPrefix(flags["kubeconfig"], "/host/cni/net.d/poolguard/") || flags["bin-dir"] != "/host/cni/bin" {
 		t.Errorf("installer args = %v", c.Args)
 	}
+	assertNodeBoundTokenArgs(t, c)
+	assertNoNetworkConfig(t, r, c)
 	if tol := pod.Tolerations; len(tol) != 1 || tol[0].Operator != corev1.TolerationOpExists {
 		t.Errorf("installer does not tolerate every taint: %+v", tol)
 	}

@@ -28,6 +28,12 @@ func TestSchemaRejectsMistakes(t *testing.T) {
 		{"allocator.enabled=maybe", "/allocator/enabled"},
 		{"webhook.excludedNamespaces={Kube_System}", "/webhook/excludedNamespaces/0"},
 		{"ippools[0].name=x", "spec"},
+		{"cni.tokenExpiration=1d", "/cni/tokenExpiration"},
+		{"cni.networkConfigName=10-poolguard.conf", "/cni/networkConfigName"},
+		{"cni.networkConfigName=../10-poolguard.conflist", "/cni/networkConfigName"},
+		{"cni.networkConfig.name=pods", "/cni/networkConfig"},                                                  // no plugins
+		{"cni.networkConfig.name=pods,cni.networkConfig.plugins[0].type=bridge", "/cni/networkConfig/plugins"}, // no poolguard-ipam
+		{"cni.networkConfig.plugins[0].ipam.type=poolguard-ipam", "/cni/networkConfig"},                        // a plugin without type
 	}
 	for _, tc := range cases {
 		t.Run(tc.set, func(t *testing.T) {

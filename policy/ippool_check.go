@@ -86,7 +86,10 @@ func CheckIPPool(p PoolSpec, old *PoolSpec, inUse bool, others []Pool) []error {
 		if oldCIDR, err := ParsePoolCIDR(old.CIDR); cidrErr != nil || err != nil || oldCIDR != cidr {
 			bad(FieldCIDR, p.CIDR, inUseErr)
 		}
-		if old.BlockSize != p.BlockSize {
+		// 0 is the family's default: a pool created without the
+		// mutating webhook (the chart's pre-install hook) and defaulted
+		// later has not changed its blocks.
+		if cidrErr == nil && effectiveBlockSize(FamilyOf(cidr), old.BlockSize) != effectiveBlockSize(FamilyOf(cidr), p.BlockSize) {
 			bad(FieldBlockSize, p.BlockSize, inUseErr)
 		}
 	}
@@ -106,4 +109,13 @@ func IPPoolWarnings(p PoolSpec, old *PoolSpec, inUse bool, allocated int64) []st
 		return []string{fmt.Sprintf("IPPool %q is now disabled: its %d allocated addresses stay, new pods naming it are refused", p.Name, allocated)}
 	}
 	return nil
+}
+
+// effectiveBlockSize is the block size the allocator uses: 0 is the
+// family's default.
+func effectiveBlockSize(f Family, size int) int {
+	if size == 0 {
+		return DefaultBlockSize(f)
+	}
+	return size
 }

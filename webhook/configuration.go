@@ -43,6 +43,14 @@ type ConfigOptions struct {
 	ExcludedNamespaces []string
 	// TimeoutSeconds bounds each call; 5 when zero.
 	TimeoutSeconds int32
+	// NodePluginUser is the node plugin's user name (its service
+	// account's): its IPPool updates skip the IPPool webhooks. The
+	// chart's node-plugin-pools admission policy confines them, inside
+	// the API server, to adding the allocations finalizer, and a node's
+	// first allocation from a pool (the webhook's own pods' at install
+	// among them) must not wait on the webhook. Empty: every update is
+	// sent.
+	NodePluginUser string
 	// Calico leaves out the webhooks for poolguard's own IPPools: in
 	// Calico mode the pools are Calico's, and poolguard's CRDs are not
 	// installed.
@@ -206,9 +214,16 @@ func Configurations(o ConfigOptions) (*admissionregistrationv1.MutatingWebhookCo
 				rules: rule("", []string{"pods"}, ns, create), namespaced: true, conditions: notHost, reinvoke: true}),
 		},
 	}
+	var notPlugin []admissionregistrationv1.MatchCondition
+	if o.NodePluginUser != "" {
+		notPlugin = []admissionregistrationv1.MatchCondition{{
+			Name:       "not-node-plugin",
+			Expression: "request.userInfo.username != '" + o.NodePluginUser + "'",
+		}}
+	}
 	if !o.Calico {
 		mutating.Webhooks = append(mutating.Webhooks, o.mutatingWebhook(hook{name: "default.ippools.ipam.poolguard.dev", path: PathMutateIPPool,
-			rules: rule(group, []string{"ippools"}, cluster, create, update)}))
+			rules: rule(group, []string{"ippools"}, cluster, create, update), conditions: notPlugin}))
 	}
 	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name},
@@ -245,7 +260,7 @@ func Configurations(o ConfigOptions) (*admissionregistrationv1.MutatingWebhookCo
 	}
 	if !o.Calico {
 		validating.Webhooks = append(validating.Webhooks, o.admissionWebhook(hook{name: "ippools.ipam.poolguard.dev", path: PathValidateIPPool,
-			rules: rule(group, []string{"ippools"}, cluster, create, update, del)}))
+			rules: rule(group, []string{"ippools"}, cluster, create, update, del), conditions: notPlugin}))
 	}
 	return mutating, validating
 }

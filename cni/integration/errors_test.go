@@ -4,9 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
@@ -97,6 +99,47 @@ current-context: c
 		wantCode(t, do(t, call{Cmd: "DEL", ContainerID: "e8", Pod: pod, Conf: c}), 11)
 		wantCode(t, do(t, call{Cmd: "STATUS", Conf: c}), 50)
 	})
+	t.Run("a refused credential or a missing kubeconfig does not block DEL", func(t *testing.T) {
+		// What a node sees after poolguard is uninstalled: the plugin's
+		// service account is gone. DEL succeeds (the runtime could never
+		// finish the pod otherwise) and says on stderr what it left;
+		// the claim stays for the garbage collector.
+		refused := filepath.Join(t.TempDir(), "kubeconfig")
+		kc, err := os.ReadFile(kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := clientcmd.Load(kc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range cfg.AuthInfos {
+			a.ClientCertificate, a.ClientKey, a.ClientCertificateData, a.ClientKeyData = "", "", nil, nil
+			a.Token = "not-a-valid-token"
+		}
+		if err := clientcmd.WriteToFile(*cfg, refused); err != nil {
+			t.Fatal(err)
+		}
+		pod := createPod(t, "errs", "uninstalled", "err-node", frozen(nil))
+		add := do(t, call{Cmd: "ADD", ContainerID: "e9", Pod: pod, Conf: conf})
+		if add.Err != nil {
+			t.Fatalf("ADD: %v", add.Err)
+		}
+		for _, path := range []string{refused, filepath.Join(t.TempDir(), "gone")} {
+			c := conf
+			c.Kubeconfig = path
+			o := do(t, call{Cmd: "DEL", ContainerID: "e9", Pod: pod, Conf: c})
+			if o.Err != nil {
+				t.Errorf("DEL with %s: %v, want success", path, o.Err)
+			}
+			if !strings.Contains(string(o.Stderr), "garbage collector") {
+				t.Errorf("DEL with %s says nothing of what it left: %s", path, o.Stderr)
+			}
+		}
+		if o := do(t, call{Cmd: "CHECK", ContainerID: "e9", Pod: pod, Conf: conf}); o.Err != nil {
+			t.Errorf("the claim is gone after a DEL that could not reach the API: %v", o.Err)
+		}
+	})
 	t.Run("bad config", func(t *testing.T) {
 		pod := createPod(t, "errs", "badconf", "err-node", frozen(nil))
 		c := conf
@@ -107,31 +150,31 @@ current-context: c
 		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e9", Pod: pod, Conf: c}), 7, "/nonexistent/kubeconfig")
 	})
 	t.Run("pool re-created under the same name with another range", func(t *testing.T) {
-		// The pod was admitted while "err-moved" was 198.51.100.0/28: the
+		// The pod was admitted while "err-moved" was 198.51.100.128/28: the
 		// webhook pinned that range into its provenance. The security team
 		// deletes the pool and creates another of the same name elsewhere.
-		createPool(t, "err-moved", "198.51.100.0/28", func(s *apiv1alpha1.IPPoolSpec) { s.AssignmentMode = apiv1alpha1.AssignmentManual })
+		createPool(t, "err-moved", "198.51.100.128/28", func(s *apiv1alpha1.IPPoolSpec) { s.AssignmentMode = apiv1alpha1.AssignmentManual })
 		ann := frozen([]string{"err-moved"})
 		prov, err := policy.ParseProvenance(ann[policy.AnnotationProvenance])
 		if err != nil {
 			t.Fatal(err)
 		}
-		prov.Ranges = map[string]string{"err-moved": "198.51.100.0/28"}
+		prov.Ranges = map[string]string{"err-moved": "198.51.100.128/28"}
 		ann[policy.AnnotationProvenance] = prov.String()
 		pinned := createPod(t, "errs", "pinned", "err-node", ann)
 		if err := kc.Delete(context.Background(), &apiv1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "err-moved"}}); err != nil {
 			t.Fatal(err)
 		}
-		createPool(t, "err-moved", "198.51.100.16/28", func(s *apiv1alpha1.IPPoolSpec) { s.AssignmentMode = apiv1alpha1.AssignmentManual })
+		createPool(t, "err-moved", "198.51.100.144/28", func(s *apiv1alpha1.IPPoolSpec) { s.AssignmentMode = apiv1alpha1.AssignmentManual })
 		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e11", Pod: pinned, Conf: conf}), 100,
-			"errs/pinned", "err-moved", "198.51.100.16/28", "198.51.100.0/28", "delete the pod and create it again")
+			"errs/pinned", "err-moved", "198.51.100.144/28", "198.51.100.128/28", "delete the pod and create it again")
 		// A pod admitted after the change is pinned to the new range and
 		// gets an address from it.
-		prov.Ranges["err-moved"] = "198.51.100.16/28"
+		prov.Ranges["err-moved"] = "198.51.100.144/28"
 		ann[policy.AnnotationProvenance] = prov.String()
 		fresh := createPod(t, "errs", "fresh", "err-node", ann)
 		o := mustOK(t, do(t, call{Cmd: "ADD", ContainerID: "e12", Pod: fresh, Conf: conf}), "ADD")
-		inPool(t, o.Addrs()[0], "198.51.100.16/28")
+		inPool(t, o.Addrs()[0], "198.51.100.144/28")
 	})
 	t.Run("missing pod identity", func(t *testing.T) {
 		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e10", Conf: conf}), 4, "K8S_POD_NAMESPACE")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"poolguard.dev/poolguard/allocator"
@@ -74,6 +76,14 @@ func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.Ca
 	cached := newBlockCache(st, filepath.Join(cfg.LockDir, cfg.Node))
 	alloc := &allocator.Allocator{Store: cached, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, p.log().Warn)}
 	return &session{cfg: cfg, store: st, cache: cached, alloc: alloc}, ctx, cancel, nil
+}
+
+// credentialGone reports whether err says the plugin's credential is
+// refused (401, 403) or its kubeconfig is missing: no retry fixes those.
+// An unreachable API server is not one: it comes back, and the runtime's
+// retried DEL then frees the addresses at once.
+func credentialGone(err error) bool {
+	return apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) || errors.Is(err, fs.ErrNotExist)
 }
 
 // Add allocates the pod's addresses, or returns those it already holds.
@@ -148,6 +158,16 @@ func (p *Plugin) assign(ctx context.Context, s *session, f facts, req allocator.
 // cannot be reached, so the runtime retries rather than leaks.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
 	err := p.del(args)
+	if err != nil && credentialGone(err) {
+		// DEL is best effort, and a runtime cannot finish deleting a pod
+		// whose DEL fails: with the plugin's credential refused or its
+		// kubeconfig gone (poolguard uninstalled, the node deleted,
+		// RBAC removed) no retry can succeed. The claim stays, for the
+		// cluster-side garbage collector to free once the pod is gone.
+		p.log().Warn("DEL could not reach the allocator's state with the plugin's credential; the addresses stay claimed until poolguard's garbage collector frees them",
+			"container", args.ContainerID, "ifname", args.IfName, "error", err)
+		return nil
+	}
 	if err != nil {
 		p.log().Error("DEL failed", "container", args.ContainerID, "ifname", args.IfName, "error", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/template"
 	"time"
 
@@ -112,6 +113,27 @@ func (c *Cluster) ctr(args ...string) (string, error) {
 func (c *Cluster) importImage(tarball string) error {
 	if _, err := c.ctr("images", "import", tarball); err != nil {
 		return fmt.Errorf("importing %s: %w", tarball, err)
+	}
+	return nil
+}
+
+// KillSandbox kills a pod's sandbox (the task of its pause container) with
+// SIGKILL, as a crash would: the kubelet then tears the sandbox down and
+// makes a new one, with a new CNI ADD.
+func (c *Cluster) KillSandbox(namespace, name string) error {
+	out, err := c.ctr("containers", "ls", "-q", fmt.Sprintf(
+		`labels."io.kubernetes.pod.namespace"==%s,labels."io.kubernetes.pod.name"==%s,labels."io.cri-containerd.kind"==sandbox`, namespace, name))
+	if err != nil {
+		return err
+	}
+	ids := strings.Fields(out)
+	if len(ids) == 0 {
+		return fmt.Errorf("no sandbox of pod %s/%s in containerd", namespace, name)
+	}
+	for _, id := range ids {
+		if _, err := c.ctr("tasks", "kill", "--signal", "SIGKILL", id); err != nil && !strings.Contains(err.Error(), "not found") {
+			return err
+		}
 	}
 	return nil
 }

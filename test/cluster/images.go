@@ -28,7 +28,7 @@ func ChartImage() (string, error) {
 		AppVersion string `json:"appVersion"`
 	}
 	if err := yaml.Unmarshal(b, &chart); err != nil {
-		return "", fmt.Errorf("Chart.yaml: %w", err)
+		return "", fmt.Errorf("reading the chart's appVersion from Chart.yaml: %w", err)
 	}
 	return "ghcr.io/poolguard/poolguard:" + chart.AppVersion, nil
 }

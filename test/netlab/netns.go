@@ -40,25 +40,42 @@ func Run(name string, args ...string) (string, error) {
 func ip(args ...string) (string, error) { return Run("ip", args...) }
 
 // inNetns runs fn on an OS thread that has entered the named network
-// namespace. Sockets fn creates belong to that namespace for their whole
-// life, whatever thread later uses them. The thread is never unlocked, so
-// Go discards it when the goroutine ends rather than reuse a thread that
-// sits in another namespace.
+// namespace (or the namespace at a path). Sockets fn creates belong to that
+// namespace for their whole life, whatever thread later uses them.
+//
+// The thread goes back to its own namespace before it is unlocked, and is
+// discarded (left locked) only when that fails: a discarded thread fires
+// the Pdeathsig of every process that happened to be forked from it, and
+// the test cluster's components are started that way, so a casual
+// discard would kill, say, the controller manager in the middle of a test.
 func inNetns(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer home.Close()
 		f, err := os.Open(NetnsPath(name))
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("entering network namespace %s: %w", name, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }

@@ -20,6 +20,9 @@
 
 {{- define "poolguard.webhookName" -}}{{ include "poolguard.fullname" . }}-webhook{{- end }}
 {{- define "poolguard.cniName" -}}{{ include "poolguard.fullname" . }}-cni{{- end }}
+{{/* The CNI installer DaemonSet's own identity: it requests the plugin's (poolguard.cniName) node-bound tokens, and may do nothing else. */}}
+{{- define "poolguard.cniInstallerName" -}}{{ include "poolguard.fullname" . }}-cni-installer{{- end }}
+{{- define "poolguard.cniConfigMap" -}}{{ include "poolguard.fullname" . }}-cni-config{{- end }}
 {{- define "poolguard.tlsSecret" -}}{{ include "poolguard.fullname" . }}-webhook-tls{{- end }}
 {{- define "poolguard.ippoolsConfigMap" -}}{{ include "poolguard.fullname" . }}-ippools{{- end }}
 
