@@ -19,6 +19,12 @@ const (
 	// allocator's proof that the pod passed admission.
 	AnnotationProvenance = "ipam.poolguard.dev/provenance"
 
+	// AnnotationMirrorPod is the kubelet's, on the mirror pod it creates
+	// in the API for a static pod: the static pod's own UID, which is the
+	// UID the runtime passes to the CNI plugin (K8S_POD_UID), while the
+	// mirror pod has another.
+	AnnotationMirrorPod = "kubernetes.io/config.mirror"
+
 	// FinalizerAllocations holds an IPPool's deletion while addresses are
 	// allocated from it. The allocator adds it before the pool's first
 	// allocation; the garbage collector removes it when the last is gone.

@@ -183,8 +183,18 @@ func TestCollectorInManager(t *testing.T) {
 	if err := kc.Create(ctx, live); err != nil {
 		t.Fatal(err)
 	}
+	// A static pod: the runtime knows it by its own UID, the API by its
+	// mirror pod, whose UID differs and whose annotation names the static
+	// one.
+	const staticUID = "6d1f0c3a9e2b4c7d8e9f0a1b2c3d4e5f"
+	mirror := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "gc-static-gc-node", Annotations: map[string]string{policy.AnnotationMirrorPod: staticUID}},
+		Spec: corev1.PodSpec{NodeName: "gc-node", Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+	if err := kc.Create(ctx, mirror); err != nil {
+		t.Fatal(err)
+	}
 	a := &allocator.Allocator{Store: kubestore.Store{Client: lean}, Node: "gc-node"}
 	keep := assign(t, a, p, "gc-live", allocator.PodRef{Namespace: "default", Name: "gc-live", UID: string(live.UID)})
+	static := assign(t, a, p, "gc-static", allocator.PodRef{Namespace: "default", Name: mirror.Name, UID: staticUID})
 	gone := assign(t, a, p, "gc-gone", allocator.PodRef{Namespace: "default", Name: "gc-gone", UID: "3b0e7e2c-0000-0000-0000-000000000000"})
 	// A second node's block, emptied, and the node deleted.
 	b := &allocator.Allocator{Store: kubestore.Store{Client: lean}, Node: "gc-node-deleted"}
@@ -198,6 +208,9 @@ func TestCollectorInManager(t *testing.T) {
 	eventually(t, "gone pod's address freed, live pod's kept, empty block of the deleted node deleted", func() (bool, string) {
 		_, errGone := st.GetClaim(ctx, gone.ID)
 		_, errKeep := st.GetClaim(ctx, keep.ID)
+		if _, err := st.GetClaim(ctx, static.ID); err != nil {
+			t.Fatalf("the static pod's claim was freed: %v", err)
+		}
 		blk, errBlk := st.GetBlock(ctx, gone.Addresses[0].Block)
 		_, errOther := st.GetBlock(ctx, c.Addresses[0].Block)
 		if errBlk != nil {

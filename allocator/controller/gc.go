@@ -97,9 +97,9 @@ func (c *Collector) Sweep(ctx context.Context) (Report, error) {
 			return r, fmt.Errorf("listing: %w", err)
 		}
 	}
-	podUID := make(map[types.NamespacedName]types.UID, len(pods.Items))
-	for _, p := range pods.Items {
-		podUID[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = p.UID
+	livePods := make(map[types.NamespacedName]int, len(pods.Items))
+	for i, p := range pods.Items {
+		livePods[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = i
 	}
 	nodeExists := make(map[string]bool, len(nodes.Items))
 	for _, n := range nodes.Items {
@@ -114,7 +114,7 @@ func (c *Collector) Sweep(ctx context.Context) (Report, error) {
 		o := &claims.Items[i]
 		lists[o.Name] = listedSlots(o)
 		key := types.NamespacedName{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name}
-		if uid, ok := podUID[key]; ok && (o.Spec.Pod.UID == "" || string(uid) == o.Spec.Pod.UID) {
+		if i, ok := livePods[key]; ok && allocator.IsThePod(string(pods.Items[i].UID), pods.Items[i].Annotations, o.Spec.Pod.UID) {
 			continue
 		}
 		if !due("claim/" + o.Name + "/" + string(o.UID)) {
@@ -182,7 +182,7 @@ func (c *Collector) releaseClaim(ctx context.Context, seen *v1alpha1.IPAMClaim) 
 	var pod metav1.PartialObjectMetadata
 	pod.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
 	err := c.Live.Get(ctx, types.NamespacedName{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name}, &pod)
-	if err == nil && (o.Spec.Pod.UID == "" || string(pod.UID) == o.Spec.Pod.UID) {
+	if err == nil && allocator.IsThePod(string(pod.UID), pod.Annotations, o.Spec.Pod.UID) {
 		return false, nil // the pod is back (or the cache was behind)
 	}
 	if err != nil && !apierrors.IsNotFound(err) {

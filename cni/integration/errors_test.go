@@ -80,6 +80,21 @@ func TestErrorsAndFailSafe(t *testing.T) {
 		pod.UID = "00000000-0000-0000-0000-000000000000"
 		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e7", Pod: pod, Conf: conf}), 3, "errs/ghost")
 	})
+	t.Run("a static pod, known to the API by its mirror pod", func(t *testing.T) {
+		// The runtime passes the static pod's UID; the API's pod is the
+		// kubelet's mirror, with another UID and the static one in its
+		// annotation.
+		const staticUID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+		ann := frozen(nil)
+		ann[policy.AnnotationMirrorPod] = staticUID
+		pod := createPod(t, "errs", "static-err-node", "err-node", ann)
+		pod.UID = staticUID
+		o := mustOK(t, do(t, call{Cmd: "ADD", ContainerID: "e10", Pod: pod, Conf: conf}), "ADD")
+		inPool(t, o.Addrs()[0], "203.0.113.0/26")
+		mustOK(t, do(t, call{Cmd: "CHECK", ContainerID: "e10", Pod: pod, Conf: conf}), "CHECK")
+		pod.UID = "ffffffffffffffffffffffffffffffff"
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e11", Pod: pod, Conf: conf}), 3, "errs/static-err-node")
+	})
 	t.Run("API server unreachable", func(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "kubeconfig")
 		if err := os.WriteFile(bad, []byte(`apiVersion: v1

@@ -66,7 +66,7 @@ func readFacts(ctx context.Context, cache *blockCache, cfg *Config, pod allocato
 			opts := cachedMeta
 			opts.Namespace = pod.Namespace
 			err := c.Get(ctx, kubestore.Pods, pod.Name, opts, &p)
-			if apierrors.IsNotFound(err) || (err == nil && pod.UID != "" && string(p.UID) != pod.UID) {
+			if apierrors.IsNotFound(err) || (err == nil && !allocator.IsThePod(string(p.UID), p.Annotations, pod.UID)) {
 				// The watch cache may be a moment behind a pod just
 				// created: ask etcd before calling the pod gone.
 				opts.Cached = false
@@ -78,7 +78,7 @@ func readFacts(ctx context.Context, cache *blockCache, cfg *Config, pod allocato
 			if err != nil {
 				return kubeErr(err, "reading pod "+pod.String())
 			}
-			if pod.UID != "" && string(p.UID) != pod.UID {
+			if !allocator.IsThePod(string(p.UID), p.Annotations, pod.UID) {
 				return fmt.Errorf("%w: pod %s has UID %s, the runtime asked for UID %s (the pod was deleted and recreated)", ErrPodGone, pod, p.UID, pod.UID)
 			}
 			f.pod.Annotations = p.Annotations

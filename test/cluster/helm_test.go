@@ -55,6 +55,7 @@ func TestHelmInstallOnNode(t *testing.T) {
 	c := startCluster(t, cluster.Config{
 		Routed: &cluster.RoutedNetwork{Ranges: []netip.Prefix{storyGeneral, storyTrusted}},
 	})
+	t.Logf("cluster memory before the install: %d MiB resident", c.MemoryRSS()>>20)
 	ctx := context.Background()
 	cl, err := harness.Client(c.Config)
 	if err != nil {
@@ -177,6 +178,7 @@ func TestHelmInstallOnNode(t *testing.T) {
 		}
 		sort.Slice(toRunning, func(i, j int) bool { return toRunning[i] < toRunning[j] })
 		t.Logf("pod create to Ready (%d pods, whole seconds): p50 %s, max %s", len(toRunning), toRunning[len(toRunning)/2], toRunning[len(toRunning)-1])
+		t.Logf("cluster memory with poolguard and %d pods: %d MiB resident (every component, shim and pod process)", replicas, c.MemoryRSS()>>20)
 	})
 	if len(paymentsPods) == 0 {
 		t.FailNow()
@@ -284,6 +286,44 @@ spec:
 		})
 	})
 
+	t.Run("a static pod gets an address and keeps it past the garbage collector's grace period", func(t *testing.T) {
+		must(t, os.WriteFile(filepath.Join(c.StaticPodDir, "static-web.yaml"), []byte(`apiVersion: v1
+kind: Pod
+metadata:
+  name: static-web
+  namespace: shop
+spec:
+  containers:
+  - name: pause
+    image: `+cluster.PauseImage+`
+    imagePullPolicy: Never
+`), 0o644))
+		mirror := "static-web-" + c.NodeName
+		var p *corev1.Pod
+		waitFor(t, "the static pod's mirror Running with an address", 2*time.Minute, func() (bool, error) {
+			var err error
+			if p, err = c.Client.CoreV1().Pods("shop").Get(ctx, mirror, metav1.GetOptions{}); err != nil {
+				return false, err
+			}
+			return isReady(p) && p.Status.PodIP != "", fmt.Errorf("ready %v, IP %q; %s", isReady(p), p.Status.PodIP, podSummary(ctx, c, "shop"))
+		})
+		ip := netip.MustParseAddr(p.Status.PodIP)
+		if !storyGeneral.Contains(ip) || p.Annotations[policy.AnnotationMirrorPod] == "" || !claimed(ctx, t, cl, *p, "general") {
+			t.Fatalf("static pod %s: %s, mirror of %q, claimed %v", mirror, ip, p.Annotations[policy.AnnotationMirrorPod], claimed(ctx, t, cl, *p, "general"))
+		}
+		// The collector sweeps every 2s and frees what looks orphaned
+		// for 10s: three grace periods give it every chance to err.
+		time.Sleep(30 * time.Second)
+		now, err := c.Client.CoreV1().Pods("shop").Get(ctx, mirror, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.Status.PodIP != ip.String() || !isReady(now) || !claimed(ctx, t, cl, *now, "general") {
+			t.Errorf("after the grace period the static pod has %q (ready %v), claimed %v; want %s kept", now.Status.PodIP, isReady(now), claimed(ctx, t, cl, *now, "general"), ip)
+		}
+		must(t, os.Remove(filepath.Join(c.StaticPodDir, "static-web.yaml")))
+	})
+
 	t.Run("helm upgrade rolls the installer and the webhook without a failed pod create", func(t *testing.T) {
 		before := listPods(ctx, t, c, releaseNS, "")
 		var created, failed atomic.Int32
@@ -378,6 +418,8 @@ func storyValues(t *testing.T, c *cluster.Cluster) string {
 	t.Helper()
 	values := map[string]any{
 		"certificates": map[string]any{"mode": "internal"},
+		// A short grace, for the static pod to outlive it in the test.
+		"allocator": map[string]any{"gc": map[string]any{"gracePeriod": "10s", "interval": "2s"}},
 		"webhook":      map[string]any{"replicas": 2},
 		"cni": map[string]any{
 			"binDir":            c.CNIBinDir(),
@@ -392,6 +434,7 @@ func storyValues(t *testing.T, c *cluster.Cluster) string {
 					"type": "bridge", "bridge": "cni0", "isGateway": false, "ipMasq": false,
 					"ipam": map[string]any{
 						"type":    "poolguard-ipam",
+						"timeout": "5s",
 						"lockDir": filepath.Join(c.Dir, "poolguard-ipam"),
 						"routes":  cluster.RoutedIPAMRoutes(),
 					},
