@@ -420,7 +420,7 @@ func storyValues(t *testing.T, c *cluster.Cluster) string {
 		"certificates": map[string]any{"mode": "internal"},
 		// A short grace, for the static pod to outlive it in the test.
 		"allocator": map[string]any{"gc": map[string]any{"gracePeriod": "10s", "interval": "2s"}},
-		"webhook":      map[string]any{"replicas": 2},
+		"webhook":   map[string]any{"replicas": 2},
 		"cni": map[string]any{
 			"binDir":            c.CNIBinDir(),
 			"confDir":           c.CNIConfDir(),
