@@ -218,19 +218,7 @@ func TestHelmInstallOnNode(t *testing.T) {
 	}
 	t.Run("kubectl apply of a pod naming a forbidden pool is refused", func(t *testing.T) {
 		manifest := filepath.Join(t.TempDir(), "pod.yaml")
-		must(t, os.WriteFile(manifest, []byte(`apiVersion: v1
-kind: Pod
-metadata:
-  name: sneaky
-  namespace: shop
-  annotations:
-    cni.projectcalico.org/ipv4pools: '["trusted"]'
-spec:
-  containers:
-  - name: pause
-    image: `+cluster.PauseImage+`
-    imagePullPolicy: Never
-`), 0o644))
+		must(t, os.WriteFile(manifest, pauseManifest("shop", "sneaky", `cni.projectcalico.org/ipv4pools: '["trusted"]'`), 0o644))
 		out, err := kubectl("apply", "-f", manifest)
 		if err == nil || !strings.Contains(err.Error(), "trusted") {
 			t.Errorf("kubectl apply: %v\n%s", err, out)
@@ -287,17 +275,7 @@ spec:
 	})
 
 	t.Run("a static pod gets an address and keeps it past the garbage collector's grace period", func(t *testing.T) {
-		must(t, os.WriteFile(filepath.Join(c.StaticPodDir, "static-web.yaml"), []byte(`apiVersion: v1
-kind: Pod
-metadata:
-  name: static-web
-  namespace: shop
-spec:
-  containers:
-  - name: pause
-    image: `+cluster.PauseImage+`
-    imagePullPolicy: Never
-`), 0o644))
+		must(t, os.WriteFile(filepath.Join(c.StaticPodDir, "static-web.yaml"), pauseManifest("shop", "static-web", ""), 0o644))
 		mirror := "static-web-" + c.NodeName
 		var p *corev1.Pod
 		waitFor(t, "the static pod's mirror Running with an address", 2*time.Minute, func() (bool, error) {
@@ -461,6 +439,17 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pauseManifest is a pause pod's manifest, as a person writes one for
+// kubectl or the kubelet's staticPodPath, with an optional annotation line.
+func pauseManifest(ns, name, annotation string) []byte {
+	meta := "  name: " + name + "\n  namespace: " + ns + "\n"
+	if annotation != "" {
+		meta += "  annotations:\n    " + annotation + "\n"
+	}
+	return []byte("apiVersion: v1\nkind: Pod\nmetadata:\n" + meta +
+		"spec:\n  containers:\n  - name: pause\n    image: " + cluster.PauseImage + "\n    imagePullPolicy: Never\n")
 }
 
 func createNamespace(ctx context.Context, c *cluster.Cluster, name, pools string) error {
