@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,11 +206,7 @@ func Start(cfg Config) (c *Cluster, err error) {
 		return c, err
 	}
 	step("containerd")
-	tarball, err := buildPauseImage(dir)
-	if err != nil {
-		return c, err
-	}
-	if err := c.importImage(tarball); err != nil {
+	if err := c.importPauseImage(); err != nil {
 		return c, err
 	}
 	step("pause image built and imported")
@@ -353,26 +350,37 @@ func (c *Cluster) close() error {
 
 // killShims kills containerd's shims serving the cluster's containerd:
 // containerd daemonizes them, so they outlive it.
-func killShims(dir string) error {
-	return poll("containerd shims gone", 15*time.Second, func() (bool, error) {
+func killShims(dir string) error { return killMatching("containerd shims", dir, "containerd-shim") }
+
+// killMatching kills every process (but this one) whose command line
+// contains each of subs, and waits until none is left.
+func killMatching(what string, subs ...string) error {
+	return poll(what+" gone", 15*time.Second, func() (bool, error) {
 		left := 0
 		cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 		for _, p := range cmdlines {
 			b, err := os.ReadFile(p)
-			if err != nil || !strings.Contains(string(b), "containerd-shim") || !strings.Contains(string(b), dir) {
+			if err != nil || !containsAll(string(b), subs) {
 				continue
 			}
-			var pid int
-			if _, err := fmt.Sscanf(filepath.Base(filepath.Dir(p)), "%d", &pid); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				left++
+			pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			if err != nil || pid == os.Getpid() {
+				continue
 			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			left++
 		}
-		if left > 0 {
-			return false, fmt.Errorf("%d shims still running", left)
-		}
-		return true, nil
+		return left == 0, fmt.Errorf("%d %s still running", left, what)
 	})
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 // unmountUnder detaches every mount inside dir, deepest first: container

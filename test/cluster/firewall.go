@@ -51,18 +51,7 @@ func (c *Cluster) StartFirewall(trusted ...netip.Prefix) (*Firewall, error) {
 			return nil, err
 		}
 	}
-	var v4 []string
-	for _, p := range trusted {
-		v4 = append(v4, p.Masked().String())
-	}
-	rules := fmt.Sprintf(`table inet legacy_firewall {
-	chain input {
-		type filter hook input priority filter; policy accept;
-		tcp dport %d ip saddr { %s } accept
-		tcp dport %d reject with tcp reset
-	}
-}
-`, FirewallPort, strings.Join(v4, ", "), FirewallPort)
+	rules := netlab.FirewallRuleset("legacy_firewall", FirewallPort, trusted)
 	path := filepath.Join(c.Dir, "firewall.nft")
 	if err := os.WriteFile(path, []byte(rules), 0o600); err != nil {
 		return nil, err

@@ -33,6 +33,12 @@ func ChartImage() (string, error) {
 	return "ghcr.io/poolguard/poolguard:" + chart.AppVersion, nil
 }
 
+// PauseImage is the sandbox image containerd is configured with, and the
+// image the tests' pods run (with imagePullPolicy Never): the pause image
+// make pause-image builds, imported by Start. Its registry does not exist,
+// so a missing import fails loudly instead of pulling from the internet.
+const PauseImage = imagebuild.PauseName
+
 // ImportPoolguardImage builds the chart's image from this checkout, as
 // make image does but for this machine's platform only, and imports it
 // into the node's containerd under ref. Imported, not pulled from a
@@ -41,18 +47,30 @@ func ChartImage() (string, error) {
 // as a failed pull of a registry that is not there, never as a pull from
 // the internet.
 func (c *Cluster) ImportPoolguardImage(ref string) error {
-	dir := filepath.Join(c.Dir, "images")
+	return c.buildAndImport(imagebuild.Poolguard(harness.RepoRoot(), ref, "test", "test", imageSource, time.Unix(0, 0).UTC()))
+}
+
+// importPauseImage builds the pause image (cmd/pause) and imports it.
+func (c *Cluster) importPauseImage() error {
+	return c.buildAndImport(imagebuild.Pause(harness.RepoRoot(), "test", imageSource, time.Unix(0, 0).UTC()))
+}
+
+const imageSource = "https://github.com/poolguard/poolguard"
+
+// buildAndImport builds spec for this machine's platform with the image
+// build make image runs, writes its OCI archive and imports it.
+func (c *Cluster) buildAndImport(spec imagebuild.Spec) error {
+	dir := filepath.Join(c.Dir, "images", filepath.Base(spec.Binaries[0].Name))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	spec := imagebuild.Poolguard(harness.RepoRoot(), ref, "test", "test", "https://github.com/poolguard/poolguard", time.Unix(0, 0).UTC())
 	spec.Platforms = []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}
 	idx, err := imagebuild.Build(context.Background(), spec, filepath.Join(dir, "build"))
 	if err != nil {
-		return fmt.Errorf("building the image: %w", err)
+		return fmt.Errorf("building the image %s: %w", spec.Name, err)
 	}
-	archive := filepath.Join(dir, "poolguard.tar")
-	if err := imagebuild.WriteArchive(archive, idx, ref); err != nil {
+	archive := filepath.Join(dir, "image.tar")
+	if err := imagebuild.WriteArchive(archive, idx, spec.Name); err != nil {
 		return err
 	}
 	return c.importImage(archive)

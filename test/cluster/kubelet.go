@@ -100,23 +100,29 @@ func (c *Cluster) startKubelet() error {
 
 // waitNodeRegistered waits until the kubelet has registered the node.
 func (c *Cluster) waitNodeRegistered(timeout time.Duration) error {
-	return poll("node "+c.NodeName+" registered", timeout, func() (bool, error) {
-		for _, p := range []*process{c.containerd, c.kubelet} {
-			if done, err := p.exited(); done {
-				return false, err
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err := c.Client.CoreV1().Nodes().Get(ctx, c.NodeName, metav1.GetOptions{})
-		return err == nil, err
-	})
+	return c.waitNode("registered", timeout, func(*corev1.Node) (bool, error) { return true, nil })
 }
 
 // WaitNodeReady waits until the kubelet has registered the node and it
 // reports Ready: the runtime and its CNI network are up.
 func (c *Cluster) WaitNodeReady(timeout time.Duration) error {
-	return poll("node "+c.NodeName+" Ready", timeout, func() (bool, error) {
+	return c.waitNode("Ready", timeout, func(n *corev1.Node) (bool, error) {
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				if cond.Status == corev1.ConditionTrue {
+					return true, nil
+				}
+				return false, fmt.Errorf("node %s: %s: %s", c.NodeName, cond.Reason, cond.Message)
+			}
+		}
+		return false, fmt.Errorf("node %s has no Ready condition yet", c.NodeName)
+	})
+}
+
+// waitNode polls the node until cond holds, failing early when containerd
+// or the kubelet exits.
+func (c *Cluster) waitNode(what string, timeout time.Duration, cond func(*corev1.Node) (bool, error)) error {
+	return poll("node "+c.NodeName+" "+what, timeout, func() (bool, error) {
 		for _, p := range []*process{c.containerd, c.kubelet} {
 			if done, err := p.exited(); done {
 				return false, err
@@ -128,14 +134,6 @@ func (c *Cluster) WaitNodeReady(timeout time.Duration) error {
 		if err != nil {
 			return false, err
 		}
-		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady {
-				if cond.Status == corev1.ConditionTrue {
-					return true, nil
-				}
-				return false, fmt.Errorf("node %s: %s: %s", c.NodeName, cond.Reason, cond.Message)
-			}
-		}
-		return false, fmt.Errorf("node %s has no Ready condition yet", c.NodeName)
+		return cond(n)
 	})
 }

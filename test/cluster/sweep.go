@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -92,7 +90,8 @@ func sweepOne(dir string, o owner) error {
 			errs = append(errs, err)
 		}
 	}
-	add(killReferencing(dir))
+	// The components, reparented when their test died.
+	add(killMatching("processes of "+dir, dir))
 	add(killCgroupProcs("/"+name, 20*time.Second))
 	add(killShims(dir))
 	add(unmountUnder(dir))
@@ -118,26 +117,4 @@ func sweepOne(dir string, o owner) error {
 		return fmt.Errorf("sweeping the stale cluster %s: %w", dir, err)
 	}
 	return nil
-}
-
-// killReferencing kills every process whose command line names dir: the
-// cluster's components, which the kernel reparented when their test died.
-func killReferencing(dir string) error {
-	return poll("processes of "+dir+" gone", 15*time.Second, func() (bool, error) {
-		left := 0
-		cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, p := range cmdlines {
-			b, err := os.ReadFile(p)
-			if err != nil || !strings.Contains(string(b), dir) {
-				continue
-			}
-			pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			if err != nil || pid == os.Getpid() {
-				continue
-			}
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			left++
-		}
-		return left == 0, fmt.Errorf("%d processes still running", left)
-	})
 }

@@ -217,33 +217,39 @@ func (l *Lab) FirewallTable() string {
 	return strings.ReplaceAll(l.cfg.Prefix, "-", "_") + "legacy_firewall"
 }
 
-// applyRules loads the legacy firewall's rules: TCP to its port only from
-// the trusted ranges, a reset for everyone else (so a refusal is immediate
-// and unambiguous, not a timeout).
+// applyRules loads the legacy firewall's rules (FirewallRuleset).
 func (l *Lab) applyRules() error {
-	var v4, v6 []string
-	for _, p := range l.cfg.Trusted {
-		if p.Addr().Is4() {
-			v4 = append(v4, p.String())
-		} else {
-			v6 = append(v6, p.String())
-		}
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "table inet %s {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n", l.FirewallTable())
-	if len(v4) > 0 {
-		fmt.Fprintf(&b, "\t\ttcp dport %d ip saddr { %s } accept\n", firewallPort, strings.Join(v4, ", "))
-	}
-	if len(v6) > 0 {
-		fmt.Fprintf(&b, "\t\ttcp dport %d ip6 saddr { %s } accept\n", firewallPort, strings.Join(v6, ", "))
-	}
-	fmt.Fprintf(&b, "\t\ttcp dport %d reject with tcp reset\n\t}\n}\n", firewallPort)
+	rules := FirewallRuleset(l.FirewallTable(), firewallPort, l.cfg.Trusted)
 	path := filepath.Join(l.dir, "firewall.nft")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(rules), 0o600); err != nil {
 		return err
 	}
 	_, err := ip("netns", "exec", l.firewall, "nft", "-f", path)
 	return err
+}
+
+// FirewallRuleset is a legacy firewall's nftables ruleset: TCP to port only
+// from the trusted ranges, a reset for everyone else (so a refusal is
+// immediate and unambiguous, not a timeout).
+func FirewallRuleset(table string, port int, trusted []netip.Prefix) string {
+	var v4, v6 []string
+	for _, p := range trusted {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.Masked().String())
+		} else {
+			v6 = append(v6, p.Masked().String())
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n", table)
+	if len(v4) > 0 {
+		fmt.Fprintf(&b, "\t\ttcp dport %d ip saddr { %s } accept\n", port, strings.Join(v4, ", "))
+	}
+	if len(v6) > 0 {
+		fmt.Fprintf(&b, "\t\ttcp dport %d ip6 saddr { %s } accept\n", port, strings.Join(v6, ", "))
+	}
+	fmt.Fprintf(&b, "\t\ttcp dport %d reject with tcp reset\n\t}\n}\n", port)
+	return b.String()
 }
 
 // Exec runs a command inside a lab namespace and returns its combined
