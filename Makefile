@@ -136,7 +136,11 @@ manifests: $(HELM) ## Render deploy/ (kubectl apply manifests) from the chart.
 ##@ Demo
 
 .PHONY: demo
-demo: tools e2e-tools ## Walk through the story on a local control plane, with pods in network namespaces behind a legacy firewall (root).
+demo: tools cluster-tools ## Tell the story on a real single-node cluster on this machine: helm install, real pods behind a legacy firewall, refusals, an upgrade under load, an uninstall (about 2 minutes; root).
+	$(GO) run ./test/cluster/demo
+
+.PHONY: demo-lab
+demo-lab: tools e2e-tools ## The story's fast version (15 s): a local control plane, with pods in network namespaces behind a legacy firewall (root).
 	$(GO) run ./test/demo
 
 .PHONY: demo-calico

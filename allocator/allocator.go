@@ -550,7 +550,7 @@ func (st *assignState) in(ctx context.Context, p Pool, cidr netip.Prefix, o inOp
 			}
 		}
 		nb := b.Clone()
-		addr, seq, changed, err := nb.Allocate(st.id)
+		addr, seq, changed, err := nb.Allocate(st.id, st.a.Node)
 		if errors.Is(err, ErrExhausted) && b.Cached && o.deferCachedFull {
 			unlock()
 			return Assigned{}, errCachedFull

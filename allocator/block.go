@@ -10,6 +10,11 @@ import (
 type Slot struct {
 	// Claim is the ID of the claim holding the address.
 	Claim string
+	// Node is the node whose claim holds the address. Stored with the
+	// slot so that the API server's admission policy can let a node's
+	// plugin add and remove only its own slots, in a block of any node
+	// (borrowing), without reading the claim.
+	Node string
 	// Seq is the block's sequence number when the address was handed out.
 	Seq uint64
 }
@@ -87,10 +92,10 @@ func (b *Block) Find(claim string) (netip.Addr, Slot, bool) {
 	return netip.Addr{}, Slot{}, false
 }
 
-// Allocate hands the claim a free address and returns it with its sequence
-// number. If the claim already holds one, that is returned and changed is
-// false. It fails with ErrExhausted when the block is full.
-func (b *Block) Allocate(claim string) (addr netip.Addr, seq uint64, changed bool, err error) {
+// Allocate hands the claim, made on node, a free address and returns it with
+// its sequence number. If the claim already holds one, that is returned and
+// changed is false. It fails with ErrExhausted when the block is full.
+func (b *Block) Allocate(claim, node string) (addr netip.Addr, seq uint64, changed bool, err error) {
 	if a, s, ok := b.Find(claim); ok {
 		return a, s.Seq, false, nil
 	}
@@ -109,7 +114,7 @@ func (b *Block) Allocate(claim string) (addr netip.Addr, seq uint64, changed boo
 		}
 		b.NextSeq++
 		seq = b.NextSeq
-		b.Slots[off] = Slot{Claim: claim, Seq: seq}
+		b.Slots[off] = Slot{Claim: claim, Node: node, Seq: seq}
 		b.Cursor = (off + 1) % size
 		return a, seq, true, nil
 	}
@@ -174,4 +179,50 @@ func addOffsetInt(a netip.Addr, off int) netip.Addr {
 		carry = carry>>8 + s>>8
 	}
 	return netip.AddrFrom16(b)
+}
+
+// MaxBlockSlots is the most addresses a block may have: the smallest block
+// sizes policy allows (/20, /116) have 4,096, and the block object lists
+// its used slots, which must stay far from etcd's object size limit.
+const MaxBlockSlots = 4096
+
+// Check verifies the block's invariants on what was read back from the
+// store, so that a hand-edited or corrupted object fails with a clear
+// error instead of steering the allocator out of the block's range: the
+// ranges are canonical and the block lies in its pool; the block is no
+// larger than MaxBlockSlots; the cursor and every slot's offset are inside
+// the block; no slot holds a reserved address; every slot names a claim
+// and a sequence number the block has handed out.
+func (b *Block) Check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: block %s: %s", ErrInvalidState, b.CIDR, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case !b.CIDR.IsValid() || b.CIDR != b.CIDR.Masked():
+		return bad("cidr is not a canonical prefix")
+	case !b.PoolCIDR.IsValid() || b.PoolCIDR != b.PoolCIDR.Masked():
+		return bad("poolCIDR %s is not a canonical prefix", b.PoolCIDR)
+	case b.CIDR.Addr().Is4() != b.PoolCIDR.Addr().Is4() || b.PoolCIDR.Bits() > b.CIDR.Bits() || !b.PoolCIDR.Contains(b.CIDR.Addr()):
+		return bad("not inside its pool's range %s", b.PoolCIDR)
+	case b.CIDR.Addr().BitLen()-b.CIDR.Bits() > 12:
+		return bad("larger than %d addresses", MaxBlockSlots)
+	}
+	size := b.Size()
+	if b.Cursor < 0 || b.Cursor >= size {
+		return bad("cursor %d outside its %d addresses", b.Cursor, size)
+	}
+	for _, off := range b.Offsets() {
+		s := b.Slots[off]
+		switch {
+		case off < 0 || off >= size:
+			return bad("slot %d outside its %d addresses", off, size)
+		case Reserved(b.PoolCIDR, b.Addr(off)):
+			return bad("slot %d holds the reserved address %s", off, b.Addr(off))
+		case s.Claim == "":
+			return bad("slot %d names no claim", off)
+		case s.Seq == 0 || s.Seq > b.NextSeq:
+			return bad("slot %d has sequence number %d, the block has handed out %d", off, s.Seq, b.NextSeq)
+		}
+	}
+	return nil
 }

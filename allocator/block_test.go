@@ -55,7 +55,7 @@ func TestBlockProperties(t *testing.T) {
 			for step := 0; step < 4*tc.usable+50; step++ {
 				if rng.IntN(3) > 0 || len(held) == 0 {
 					claim := fmt.Sprintf("c%d", step)
-					addr, seq, changed, err := b.Allocate(claim)
+					addr, seq, changed, err := b.Allocate(claim, "node-a")
 					if len(held) == tc.usable {
 						if !errors.Is(err, ErrExhausted) {
 							t.Fatalf("step %d: full block gave %v, %v", step, addr, err)
@@ -77,7 +77,7 @@ func TestBlockProperties(t *testing.T) {
 					lastSeq = seq
 					held[addr] = Slot{Claim: claim, Seq: seq}
 					// Allocating again for the same claim is idempotent.
-					if a2, s2, ch, err := b.Allocate(claim); err != nil || ch || a2 != addr || s2 != seq {
+					if a2, s2, ch, err := b.Allocate(claim, "node-a"); err != nil || ch || a2 != addr || s2 != seq {
 						t.Fatalf("re-allocate for %s: %v %d %v %v", claim, a2, s2, ch, err)
 					}
 				} else {
@@ -109,14 +109,14 @@ func TestBlockProperties(t *testing.T) {
 func TestReleaseNeverFreesReassigned(t *testing.T) {
 	p := pool(t, "p", "198.51.100.0/31", 26)
 	b := NewBlock(p, p.CIDR, "")
-	a1, s1, _, _ := b.Allocate("old")
+	a1, s1, _, _ := b.Allocate("old", "node-a")
 	if !b.Release(a1, "old", s1) {
 		t.Fatal("release failed")
 	}
 	// Fill the block so the address comes back to a new claim.
 	var got []netip.Addr
 	for _, c := range []string{"x", "y"} {
-		a, _, _, err := b.Allocate(c)
+		a, _, _, err := b.Allocate(c, "node-a")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,9 +130,9 @@ func TestReleaseNeverFreesReassigned(t *testing.T) {
 	}
 	// Same claim ID reused (container re-added): a new sequence number.
 	b2 := NewBlock(p, p.CIDR, "")
-	a, s, _, _ := b2.Allocate("same")
+	a, s, _, _ := b2.Allocate("same", "node-a")
 	b2.Release(a, "same", s)
-	_, s2, _, _ := b2.Allocate("same")
+	_, s2, _, _ := b2.Allocate("same", "node-a")
 	if b2.Release(a, "same", s) && s != s2 {
 		t.Fatal("release with the earlier sequence number freed the new allocation")
 	}
@@ -142,9 +142,9 @@ func TestCursorAvoidsImmediateReuse(t *testing.T) {
 	p := pool(t, "p", "198.51.100.0/24", 26)
 	blk, _ := p.BlockAt(bigZero())
 	b := NewBlock(p, blk, "n")
-	a1, s1, _, _ := b.Allocate("a")
+	a1, s1, _, _ := b.Allocate("a", "node-a")
 	b.Release(a1, "a", s1)
-	a2, _, _, _ := b.Allocate("b")
+	a2, _, _, _ := b.Allocate("b", "node-a")
 	if a2 == a1 {
 		t.Fatalf("just-freed %s handed out again at once", a1)
 	}

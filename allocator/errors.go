@@ -25,6 +25,14 @@ var (
 	ErrBusy = errors.New("too much contention")
 	// ErrUnavailable: the store (the API server) cannot be reached.
 	ErrUnavailable = errors.New("state store unavailable")
+	// ErrRefused: the store refused the caller's credential, as expired
+	// or revoked (401) or not allowed to do this (403: RBAC, or the
+	// chart's policy that keeps a node to its own allocations).
+	ErrRefused = errors.New("credential refused by the state store")
+	// ErrInvalidState: an object read from the store breaks the
+	// allocator's invariants (hand-edited, or written by a buggy or
+	// hostile client): nothing is decided on it.
+	ErrInvalidState = errors.New("invalid allocation state")
 	// ErrMismatch: CHECK found the recorded allocation differs from what
 	// the runtime believes.
 	ErrMismatch = errors.New("allocation mismatch")

@@ -215,6 +215,9 @@ func TestHelmInstall(t *testing.T) {
 	t.Run("the node plugin may only mark a pool in use", func(t *testing.T) {
 		testNodePluginPools(ctx, t, c, pool)
 	})
+	t.Run("a node's plugin writes only its own node's claims, affinity and slots", func(t *testing.T) {
+		testNodePluginIPAM(ctx, t, c)
+	})
 
 	t.Run("certificate rotation loses no admission", func(t *testing.T) {
 		rotateUnderLoad(ctx, t, c.admin, ca, &crt, vol, webhookPort, payments)

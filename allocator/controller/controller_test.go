@@ -236,7 +236,7 @@ func TestCollectorNeverFreesReassigned(t *testing.T) {
 	st := kubestore.Store{Client: lean}
 	// The orphan: a slot naming a claim that was never written.
 	blk := allocator.NewBlock(p, p.CIDR, "")
-	addr, _, _, _ := blk.Allocate("c-never-written")
+	addr, _, _, _ := blk.Allocate("c-never-written", "node-a")
 	if err := st.CreateBlock(ctx, blk); err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestCollectorFreesSlotsTheClaimDoesNotRecord(t *testing.T) {
 		other = netip.MustParsePrefix("203.0.113.0/28")
 	}
 	blk := allocator.NewBlock(p, other, "retry-node")
-	stray, _, _, _ := blk.Allocate(c.ID)
+	stray, _, _, _ := blk.Allocate(c.ID, "node-a")
 	if err := st.CreateBlock(ctx, blk); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func BlockToAPI(b *allocator.Block) *v1alpha1.IPAMBlock {
 	}
 	for _, off := range b.Offsets() {
 		s := b.Slots[off]
-		o.Spec.Allocations = append(o.Spec.Allocations, v1alpha1.BlockAllocation{Slot: int32(off), Claim: s.Claim, Seq: int64(s.Seq)})
+		o.Spec.Allocations = append(o.Spec.Allocations, v1alpha1.BlockAllocation{Slot: int32(off), Claim: s.Claim, Node: s.Node, Seq: int64(s.Seq)})
 	}
 	return o
 }
@@ -39,11 +39,17 @@ func BlockToAPI(b *allocator.Block) *v1alpha1.IPAMBlock {
 func BlockFromAPI(o *v1alpha1.IPAMBlock) (*allocator.Block, error) {
 	cidr, err := netip.ParsePrefix(o.Spec.CIDR)
 	if err != nil {
-		return nil, fmt.Errorf("IPAMBlock %s: cidr: %w", o.Name, err)
+		return nil, fmt.Errorf("%w: IPAMBlock %s: cidr: %w", allocator.ErrInvalidState, o.Name, err)
 	}
 	pcidr, err := netip.ParsePrefix(o.Spec.PoolCIDR)
 	if err != nil {
-		return nil, fmt.Errorf("IPAMBlock %s: poolCIDR: %w", o.Name, err)
+		return nil, fmt.Errorf("%w: IPAMBlock %s: poolCIDR: %w", allocator.ErrInvalidState, o.Name, err)
+	}
+	if o.Name != allocator.BlockName(cidr) {
+		return nil, fmt.Errorf("%w: IPAMBlock %s holds cidr %s, whose block is named %s", allocator.ErrInvalidState, o.Name, cidr, allocator.BlockName(cidr))
+	}
+	if o.Spec.NextSeq < 0 || o.Spec.Cursor < 0 {
+		return nil, fmt.Errorf("%w: IPAMBlock %s: negative nextSeq %d or cursor %d", allocator.ErrInvalidState, o.Name, o.Spec.NextSeq, o.Spec.Cursor)
 	}
 	b := &allocator.Block{
 		CIDR: cidr, Pool: o.Spec.Pool, PoolCIDR: pcidr, Node: o.Spec.Node,
@@ -51,7 +57,13 @@ func BlockFromAPI(o *v1alpha1.IPAMBlock) (*allocator.Block, error) {
 		Slots: make(map[int]allocator.Slot, len(o.Spec.Allocations)), Version: o.ResourceVersion,
 	}
 	for _, a := range o.Spec.Allocations {
-		b.Slots[int(a.Slot)] = allocator.Slot{Claim: a.Claim, Seq: uint64(a.Seq)}
+		if _, dup := b.Slots[int(a.Slot)]; dup || a.Seq < 0 {
+			return nil, fmt.Errorf("%w: IPAMBlock %s: slot %d listed twice or with a negative sequence number", allocator.ErrInvalidState, o.Name, a.Slot)
+		}
+		b.Slots[int(a.Slot)] = allocator.Slot{Claim: a.Claim, Node: a.Node, Seq: uint64(a.Seq)}
+	}
+	if err := b.Check(); err != nil {
+		return nil, fmt.Errorf("IPAMBlock %s: %w", o.Name, err)
 	}
 	return b, nil
 }
@@ -84,8 +96,8 @@ func ClaimFromAPI(o *v1alpha1.IPAMClaim) (*allocator.Claim, error) {
 		pc, err1 := netip.ParsePrefix(a.PoolCIDR)
 		bc, err2 := netip.ParsePrefix(a.Block)
 		ad, err3 := netip.ParseAddr(a.Address)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("IPAMClaim %s: bad address entry %+v", o.Name, a)
+		if err1 != nil || err2 != nil || err3 != nil || !bc.Contains(ad) || !pc.Contains(bc.Addr()) || pc.Bits() > bc.Bits() {
+			return nil, fmt.Errorf("%w: IPAMClaim %s: address entry %+v is not an address of its block in its pool", allocator.ErrInvalidState, o.Name, a)
 		}
 		c.Addresses = append(c.Addresses, allocator.Assigned{Pool: a.Pool, PoolCIDR: pc, Block: bc, Addr: ad, Seq: uint64(a.Seq)})
 	}
@@ -112,10 +124,13 @@ func AffinityFromAPI(o *v1alpha1.IPAMAffinity) (*allocator.Affinity, error) {
 	if a.Node == "" {
 		a.Node = o.Name
 	}
+	if a.Node != o.Name {
+		return nil, fmt.Errorf("%w: IPAMAffinity %s is for node %q", allocator.ErrInvalidState, o.Name, a.Node)
+	}
 	for _, b := range o.Spec.Blocks {
 		c, err := netip.ParsePrefix(b.CIDR)
 		if err != nil {
-			return nil, fmt.Errorf("IPAMAffinity %s: %w", o.Name, err)
+			return nil, fmt.Errorf("%w: IPAMAffinity %s: %w", allocator.ErrInvalidState, o.Name, err)
 		}
 		a.Blocks[b.Pool] = append(a.Blocks[b.Pool], c)
 	}

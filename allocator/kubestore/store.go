@@ -258,6 +258,8 @@ func wrap(err error, kind, name string) error {
 		return fmt.Errorf("%s: %w", what, allocator.ErrExists)
 	case apierrors.IsConflict(err):
 		return fmt.Errorf("%s: %w", what, allocator.ErrConflict)
+	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):
+		return fmt.Errorf("%s: %w: %w", what, allocator.ErrRefused, err)
 	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err),
 		errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded), isConnErr(err):

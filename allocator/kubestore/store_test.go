@@ -173,7 +173,7 @@ func TestLargestBlockFitsEtcd(t *testing.T) {
 	cidr, _ := p.BlockAt(big.NewInt(7))
 	b := allocator.NewBlock(p, cidr, "huge-node")
 	for i := 0; ; i++ {
-		if _, _, _, err := b.Allocate(allocator.ClaimID("net", fmt.Sprintf("container-%064d", i), "eth0")); err != nil {
+		if _, _, _, err := b.Allocate(allocator.ClaimID("net", fmt.Sprintf("container-%064d", i), "eth0"), "node-a"); err != nil {
 			break
 		}
 	}

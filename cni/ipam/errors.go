@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/containernetworking/cni/pkg/types"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/policy"
@@ -20,6 +21,13 @@ const (
 	CodeNotFrozen uint = 101
 	// CodeMismatch: CHECK found the allocation differs from the record.
 	CodeMismatch uint = 102
+	// CodeCredentialRefused: the API server refused the plugin's
+	// credential for this request (403): its account's RBAC, or a node
+	// writing what is not its own (the chart's node policy, whose
+	// message says which node the credential is bound to). A 401 (token
+	// expired or revoked) is ErrTryAgainLater instead: the installer
+	// rewrites the token, and the runtime's retry then succeeds.
+	CodeCredentialRefused uint = 103
 )
 
 // codeFor maps an error to its CNI code. Order matters: a joined error may
@@ -32,6 +40,10 @@ func codeFor(err error) uint {
 		return types.ErrInvalidEnvironmentVariables
 	case errors.Is(err, ErrPodGone):
 		return types.ErrUnknownContainer
+	case errors.Is(err, allocator.ErrRefused) && apierrors.IsUnauthorized(err):
+		return types.ErrTryAgainLater
+	case errors.Is(err, allocator.ErrRefused):
+		return CodeCredentialRefused
 	case errors.Is(err, allocator.ErrNotFrozen):
 		return CodeNotFrozen
 	case errors.Is(err, allocator.ErrMismatch):
@@ -76,6 +88,8 @@ func msgFor(code uint) string {
 		return "poolguard-ipam: allocation does not match"
 	case CodePoolRefused:
 		return "poolguard-ipam: no usable pool for the pod"
+	case CodeCredentialRefused:
+		return "poolguard-ipam: the API server refused the plugin's credential (the token in the kubeconfig the installer DaemonSet writes)"
 	case types.ErrTryAgainLater:
 		return "poolguard-ipam: try again later"
 	}

@@ -122,7 +122,7 @@ func readFacts(ctx context.Context, cache *blockCache, cfg *Config, pod allocato
 // kubeErr marks errors reaching the API server as ErrUnavailable.
 func kubeErr(err error, what string) error {
 	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
-		return fmt.Errorf("%s: %w (check the plugin's RBAC and kubeconfig)", what, err)
+		return fmt.Errorf("%s: %w: %w", what, allocator.ErrRefused, err)
 	}
 	return fmt.Errorf("%s: %w: %w", what, allocator.ErrUnavailable, err)
 }

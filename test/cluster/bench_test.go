@@ -15,6 +15,7 @@ import (
 
 	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/test/cluster"
+	"poolguard.dev/poolguard/test/cluster/story"
 	"poolguard.dev/poolguard/test/harness"
 	"poolguard.dev/poolguard/test/netlab"
 )
@@ -119,7 +120,7 @@ func burstOn(cfg cluster.Config, ipam string) (r burstResult, err error) {
 	defer w.Stop()
 	start := time.Now()
 	for i := range burstDeployments {
-		if err := createDeployment(ctx, c, "default", fmt.Sprintf("burst-%d", i), burstReplicas); err != nil {
+		if err := story.CreateDeployment(ctx, c.Client, "default", fmt.Sprintf("burst-%d", i), burstReplicas); err != nil {
 			return r, err
 		}
 	}

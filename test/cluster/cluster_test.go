@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"poolguard.dev/poolguard/test/cluster"
 )
@@ -22,6 +24,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "test/cluster runs containerd and a kubelet and must run as root (sudo make test-cluster); failing rather than skipping")
 		os.Exit(1)
 	}
+	// cert-manager's CA injector (TestHelmInstallOnNode) logs through
+	// controller-runtime's global logger; failures show in the steps.
+	ctrllog.SetLogger(logr.Discard())
 	// Clusters of a test process that was killed (SIGKILL, a CI
 	// timeout) cannot have cleaned up after themselves.
 	if err := cluster.Sweep(); err != nil {

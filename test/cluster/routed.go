@@ -2,7 +2,10 @@ package cluster
 
 import (
 	"net/netip"
+	"net/url"
 	"path/filepath"
+
+	"k8s.io/client-go/rest"
 
 	"poolguard.dev/poolguard/test/netlab"
 )
@@ -64,5 +67,33 @@ func (c *Cluster) AdminKubeconfig() string { return c.pki.Admin }
 // server listens on loopback), e.g. helm or kubectl with KUBECONFIG set to
 // AdminKubeconfig, and returns its output.
 func (c *Cluster) InNode(name string, args ...string) (string, error) {
-	return netlab.Run("nsenter", append([]string{"--net=" + filepath.Join(netnsDir, c.Netns), name}, args...)...)
+	return netlab.Run("nsenter", c.NodeArgv(name, args...)...)
+}
+
+// NodeArgv is nsenter's arguments that run name with args inside the
+// node's network namespace, for callers that want the command's streams
+// apart.
+func (c *Cluster) NodeArgv(name string, args ...string) []string {
+	return append([]string{"--net=" + filepath.Join(netnsDir, c.Netns), name}, args...)
+}
+
+// RootConfig is an admin REST config that reaches the API server from the
+// machine's root network namespace, through a forwarder on the root's
+// loopback into the node's (the API server's certificate is valid for
+// 127.0.0.1): for clients that load their configuration from a kubeconfig
+// file, which cannot carry Config's dialer, such as cert-manager's
+// controllers. stop ends the forwarder.
+func (c *Cluster) RootConfig() (cfg *rest.Config, stop func(), err error) {
+	u, err := url.Parse(c.Config.Host)
+	if err != nil {
+		return nil, nil, err
+	}
+	addr, stop, err := netlab.Forward("", "127.0.0.1:0", filepath.Join(netnsDir, c.Netns), u.Host)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg = rest.CopyConfig(c.Config)
+	cfg.Dial = nil
+	cfg.Host = "https://" + addr
+	return cfg, stop, nil
 }

@@ -101,6 +101,18 @@ type forwarder struct {
 	wg          sync.WaitGroup
 }
 
+// Forward listens on listenAddr in listenNetns and forwards each connection
+// to target in targetNetns ("" is the root namespace, a name or an absolute
+// path another one). It returns the address it listens on and a stop that
+// closes the listener and every connection.
+func Forward(listenNetns, listenAddr, targetNetns, target string) (addr string, stop func(), err error) {
+	f, err := forward(listenNetns, listenAddr, targetNetns, target)
+	if err != nil {
+		return "", nil, err
+	}
+	return f.addr, f.close, nil
+}
+
 func startForwarder(netns, target string) (*forwarder, error) {
 	return forward(netns, "127.0.0.1:0", "", target)
 }

@@ -26,8 +26,11 @@ type IPAMBlockSpec struct {
 	// Allocations are the used slots. A block has at most 4096 slots
 	// (the smallest block sizes policy allows: /20 and /116), about 70
 	// bytes each: under 300 KiB, far from etcd's 1.5 MiB limit.
+	// A slot appears once: the API server refuses a block that lists
+	// a slot twice, whoever writes it.
 	// +optional
-	// +listType=atomic
+	// +listType=map
+	// +listMapKey=slot
 	// +kubebuilder:validation:MaxItems=4096
 	Allocations []BlockAllocation `json:"allocations,omitempty"`
 }
@@ -38,6 +41,11 @@ type BlockAllocation struct {
 	Slot int32 `json:"slot"`
 	// Claim is the name of the IPAMClaim holding it.
 	Claim string `json:"claim"`
+	// Node is the node of that claim: a node's plugin may add and remove
+	// only its own node's slots (the chart's admission policy
+	// <release>-node-plugin-ipam), also in another node's block.
+	// +optional
+	Node string `json:"node,omitempty"`
 	// Seq is the block's sequence number when the slot was taken; a
 	// release must name it.
 	Seq int64 `json:"seq"`

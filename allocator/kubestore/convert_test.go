@@ -1,0 +1,66 @@
+package kubestore_test
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/allocator/kubestore"
+	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
+	"poolguard.dev/poolguard/policy"
+)
+
+// TestBlockFromAPIRefusesWhatItCannotTrust: a block object read back from
+// the API server is checked before the allocator decides anything on it;
+// each hand edit below is refused with ErrInvalidState and a message
+// naming what is wrong, where it would otherwise steer an allocation out
+// of the block (a cursor or slot past its end, a negative one), hand out a
+// reserved address, or let a slot be taken twice.
+func TestBlockFromAPIRefusesWhatItCannotTrust(t *testing.T) {
+	pool := allocator.Pool{Pool: policy.Pool{Name: "p", CIDR: netip.MustParsePrefix("198.51.100.0/24")}, BlockSize: 28}
+	good := func() *v1alpha1.IPAMBlock {
+		b := allocator.NewBlock(pool, netip.MustParsePrefix("198.51.100.16/28"), "node-a")
+		for _, c := range []string{"c-1", "c-2"} {
+			if _, _, _, err := b.Allocate(c, "node-a"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return kubestore.BlockToAPI(b)
+	}
+	if _, err := kubestore.BlockFromAPI(good()); err != nil {
+		t.Fatalf("a block the allocator wrote: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(o *v1alpha1.IPAMBlock)
+		want string
+	}{
+		{"cursor past the end", func(o *v1alpha1.IPAMBlock) { o.Spec.Cursor = 16 }, "cursor 16 outside its 16 addresses"},
+		{"negative cursor", func(o *v1alpha1.IPAMBlock) { o.Spec.Cursor = -1 }, "negative"},
+		{"slot past the end", func(o *v1alpha1.IPAMBlock) { o.Spec.Allocations[1].Slot = 40 }, "slot 40 outside"},
+		{"negative slot", func(o *v1alpha1.IPAMBlock) { o.Spec.Allocations[1].Slot = -3 }, "slot -3 outside"},
+		{"slot listed twice", func(o *v1alpha1.IPAMBlock) { o.Spec.Allocations[1].Slot = o.Spec.Allocations[0].Slot }, "listed twice"},
+		{"sequence number never handed out", func(o *v1alpha1.IPAMBlock) { o.Spec.Allocations[0].Seq = 99 }, "sequence number 99"},
+		{"slot without a claim", func(o *v1alpha1.IPAMBlock) { o.Spec.Allocations[0].Claim = "" }, "names no claim"},
+		{"block larger than 4096 addresses", func(o *v1alpha1.IPAMBlock) {
+			o.Name, o.Spec.CIDR, o.Spec.PoolCIDR = "198-51-96-0-19", "198.51.96.0/19", "198.51.96.0/19"
+		}, "larger than 4096"},
+		{"block outside its pool", func(o *v1alpha1.IPAMBlock) { o.Spec.PoolCIDR = "203.0.113.0/24" }, "not inside its pool"},
+		{"host bits in the cidr", func(o *v1alpha1.IPAMBlock) { o.Spec.CIDR = "198.51.100.17/28" }, "named"},
+		{"name of another block", func(o *v1alpha1.IPAMBlock) { o.Name = "198-51-100-32-28" }, "whose block is named 198-51-100-16-28"},
+		{"reserved address in a slot", func(o *v1alpha1.IPAMBlock) {
+			o.Name, o.Spec.CIDR, o.Spec.Allocations[0].Slot = "198-51-100-0-28", "198.51.100.0/28", 0
+		}, "reserved address 198.51.100.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := good()
+			tc.edit(o)
+			_, err := kubestore.BlockFromAPI(o)
+			if !errors.Is(err, allocator.ErrInvalidState) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v; want ErrInvalidState saying %q", err, tc.want)
+			}
+		})
+	}
+}
