@@ -78,7 +78,9 @@ func CheckList(fam Family, value string, subject Subject, pools *Index) []Violat
 			continue
 		}
 		seen[p.Name] = ref
-		if p.Family() != fam {
+		// A pool whose range does not parse has no family: it is
+		// reported invalid below, with the reason.
+		if p.CIDR.IsValid() && p.Family() != fam {
 			out = append(out, viol(fail(ErrWrongFamily, "pool %q (%s) is %s, but %s takes %s pools", p.Name, p.CIDR, p.Family(), key, fam)))
 			continue
 		}

@@ -15,22 +15,27 @@ import (
 	"poolguard.dev/poolguard/policy"
 )
 
-// FromIPPool converts poolguard's IPPool to the policy's pool model. It
-// fails on a pool that could never have passed validation (a bad CIDR or
-// selector): such a pool is left out of the index, so naming it reads as
-// unknown rather than as allowed.
+// FromIPPool converts poolguard's IPPool to the policy's pool model. A pool
+// that could never have passed validation (a bad CIDR or selector, written
+// past the webhook) still comes back, named and Invalid with the reason
+// (err says the same): never a default and never allowed, and a pod or
+// namespace naming it is told that the pool is invalid and why, not that it
+// does not exist.
 func FromIPPool(p *v1alpha1.IPPool) (policy.Pool, error) {
+	invalid := func(err error) (policy.Pool, error) {
+		return policy.Pool{Name: p.Name, Invalid: err}, err
+	}
 	cidr, err := policy.ParsePoolCIDR(p.Spec.CIDR)
 	if err != nil {
-		return policy.Pool{}, err
+		return invalid(err)
 	}
 	nsSel, err := selector(p.Spec.NamespaceSelector)
 	if err != nil {
-		return policy.Pool{}, fmt.Errorf("%w: namespaceSelector: %v", policy.ErrInvalidPool, err)
+		return invalid(fmt.Errorf("%w: namespaceSelector: %v", policy.ErrInvalidPool, err))
 	}
 	nodeSel, err := selector(p.Spec.NodeSelector)
 	if err != nil {
-		return policy.Pool{}, fmt.Errorf("%w: nodeSelector: %v", policy.ErrInvalidPool, err)
+		return invalid(fmt.Errorf("%w: nodeSelector: %v", policy.ErrInvalidPool, err))
 	}
 	return policy.Pool{
 		Name:              p.Name,

@@ -6,9 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore"
 	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
+	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
 )
 
@@ -62,5 +65,33 @@ func TestBlockFromAPIRefusesWhatItCannotTrust(t *testing.T) {
 				t.Errorf("err = %v; want ErrInvalidState saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestInvalidPoolIsReportedAsInvalid: an IPPool whose selector does not
+// parse (written past the webhook) stays in the plugin's view of the pools,
+// marked invalid: a pod naming it is refused with ErrInvalidPool and the
+// reason, not as if the pool did not exist.
+func TestInvalidPoolIsReportedAsInvalid(t *testing.T) {
+	items := []apiv1alpha1.IPPool{{
+		ObjectMeta: metav1.ObjectMeta{Name: "broken"},
+		Spec: apiv1alpha1.IPPoolSpec{CIDR: "198.51.100.0/24", NamespaceSelector: &metav1.LabelSelector{
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near", Values: []string{"x"}}},
+		}},
+	}}
+	got := kubestore.FromIPPools(items)
+	if len(got) != 1 || got[0].Name != "broken" || got[0].Invalid == nil {
+		t.Fatalf("FromIPPools = %+v, want the pool, marked invalid", got)
+	}
+	pod := allocator.PodFacts{
+		Pod: allocator.PodRef{Namespace: "payments", Name: "api"},
+		Annotations: map[string]string{
+			policy.AnnotationIPv4Pools:  `["broken"]`,
+			policy.AnnotationProvenance: policy.Provenance{IPv4: policy.SourcePod, IPv6: policy.SourceDefault}.String(),
+		},
+	}
+	_, err := allocator.Choose(pod, got, allocator.FailSafeRefuse)
+	if !errors.Is(err, policy.ErrInvalidPool) || errors.Is(err, policy.ErrUnknownPool) || !strings.Contains(err.Error(), "namespaceSelector") {
+		t.Errorf("Choose = %v; want the pool reported invalid, with its selector's error", err)
 	}
 }

@@ -228,10 +228,9 @@ func (s Store) Pools(ctx context.Context, cached bool) ([]allocator.Pool, error)
 func FromIPPools(items []apiv1alpha1.IPPool) []allocator.Pool {
 	out := make([]allocator.Pool, 0, len(items))
 	for i := range items {
-		pp, err := pools.FromIPPool(&items[i])
-		if err != nil {
-			continue
-		}
+		// An invalid pool is kept, marked Invalid: the plugin reports a
+		// pod naming it as refused for that reason, not as unknown.
+		pp, _ := pools.FromIPPool(&items[i])
 		out = append(out, allocator.Pool{
 			Pool:      pp,
 			BlockSize: int(items[i].Spec.BlockSize),

@@ -48,7 +48,7 @@ func codeFor(err error) uint {
 		return CodeNotFrozen
 	case errors.Is(err, allocator.ErrMismatch):
 		return CodeMismatch
-	case errors.Is(err, policy.ErrUnknownPool), errors.Is(err, policy.ErrWrongFamily),
+	case errors.Is(err, policy.ErrUnknownPool), errors.Is(err, policy.ErrInvalidPool), errors.Is(err, policy.ErrWrongFamily),
 		errors.Is(err, policy.ErrForbiddenPool), errors.Is(err, policy.ErrNodeNotAllowed),
 		errors.Is(err, policy.ErrMalformed), errors.Is(err, policy.ErrPoolChanged), errors.Is(err, allocator.ErrNoPool):
 		return CodePoolRefused

@@ -30,14 +30,17 @@ const DefaultLockDir = "/run/poolguard-ipam"
 // dead process, even one killed by SIGKILL) and removes it. Unlocking
 // releases queue/<n+1>, which wakes exactly the next comer.
 //
+// Each comer writes who it is (who: process and container) into its ticket,
+// so that one that gives up waiting can say whom it waited for.
+//
 // The lock only saves wasted API writes; it guards nothing. If its files
 // cannot be used the hook does nothing, and a comer that gives up waiting
 // (its context ends) lets its successor through early: every write is
 // still guarded by resourceVersion.
-func nodeLock(dir, node string, warn func(msg string, args ...any)) func(context.Context) (func(), error) {
+func nodeLock(dir, node, who string, warn func(msg string, args ...any)) func(context.Context) (func(), error) {
 	q := filepath.Join(dir, node, "queue")
 	return func(ctx context.Context) (func(), error) {
-		mine, prev, err := takeTicket(q)
+		mine, prev, err := takeTicket(q, who)
 		if err != nil {
 			warn("no node lock, allocating without it", "dir", q, "error", err)
 			return func() {}, nil
@@ -45,15 +48,25 @@ func nodeLock(dir, node string, warn func(msg string, args ...any)) func(context
 		unlock := func() { _ = syscall.Flock(int(mine.Fd()), syscall.LOCK_UN); mine.Close() }
 		if err := waitFor(ctx, prev); err != nil {
 			unlock()
-			return nil, fmt.Errorf("waiting for node lock %s: %w", q, err)
+			return nil, fmt.Errorf("waiting for node lock %s behind ticket %s, taken by %s (which holds the lock or waits for its own turn): %w", q, filepath.Base(prev), holder(prev), err)
 		}
 		return unlock, nil
 	}
 }
 
-// takeTicket creates and locks this comer's ticket file and returns it
-// with the path of the previous comer's (empty for the first).
-func takeTicket(q string) (mine *os.File, prev string, err error) {
+// holder is who took a ticket, as it wrote into it.
+func holder(ticket string) string {
+	b, err := os.ReadFile(ticket)
+	if who := strings.TrimSpace(string(b)); err == nil && who != "" {
+		return who
+	}
+	return "a plugin process that is gone or wrote nothing"
+}
+
+// takeTicket creates and locks this comer's ticket file, writes who into
+// it, and returns it with the path of the previous comer's (empty for the
+// first).
+func takeTicket(q, who string) (mine *os.File, prev string, err error) {
 	if err := os.MkdirAll(q, 0o700); err != nil {
 		return nil, "", err
 	}
@@ -83,6 +96,8 @@ func takeTicket(q string) (mine *os.File, prev string, err error) {
 		mine.Close()
 		return nil, "", err
 	}
+	// Best effort: only an error message reads it.
+	_, _ = mine.WriteAt([]byte(who+"\n"), 0)
 	if err := os.WriteFile(tail, []byte(strconv.FormatUint(n+1, 10)), 0o600); err != nil {
 		_ = syscall.Flock(int(mine.Fd()), syscall.LOCK_UN)
 		mine.Close()

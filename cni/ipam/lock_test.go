@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 func TestNodeLock(t *testing.T) {
 	dir := t.TempDir()
 	warn := func(string, ...any) {}
-	lock := nodeLock(dir, "n1", warn)
+	lock := nodeLock(dir, "n1", "pid 1 for container first", warn)
 	unlock, err := lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -24,9 +25,11 @@ func TestNodeLock(t *testing.T) {
 	defer cancel()
 	if _, err := lock(ctx); err == nil {
 		t.Fatal("second holder got the lock while the first held it")
+	} else if !strings.Contains(err.Error(), "taken by pid 1 for container first") {
+		t.Errorf("a timed-out wait does not say whom it waited for: %v", err)
 	}
 	// Another node's lock is independent.
-	other, err := nodeLock(dir, "n2", warn)(context.Background())
+	other, err := nodeLock(dir, "n2", "pid 2", warn)(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +42,7 @@ func TestNodeLock(t *testing.T) {
 	again()
 
 	warned := false
-	noLock := nodeLock("/proc/not-a-dir", "n1", func(string, ...any) { warned = true })
+	noLock := nodeLock("/proc/not-a-dir", "n1", "pid 3", func(string, ...any) { warned = true })
 	u, err := noLock(context.Background())
 	if err != nil || !warned {
 		t.Fatalf("unusable lock dir: %v, warned %v", err, warned)
@@ -50,7 +53,7 @@ func TestNodeLock(t *testing.T) {
 // TestNodeLockIsFirstComeFirstServed: waiters get the lock in the order
 // they asked for it, not in the order the kernel wakes them.
 func TestNodeLockIsFirstComeFirstServed(t *testing.T) {
-	lock := nodeLock(t.TempDir(), "n", func(string, ...any) {})
+	lock := nodeLock(t.TempDir(), "n", "pid 4", func(string, ...any) {})
 	first, err := lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -94,11 +97,11 @@ func TestNodeLockIsFirstComeFirstServed(t *testing.T) {
 func TestNodeLockSurvivesADeadHolder(t *testing.T) {
 	dir := t.TempDir()
 	q := filepath.Join(dir, "n", "queue")
-	mine, _, err := takeTicket(q)
+	mine, _, err := takeTicket(q, "pid 6, killed")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock := nodeLock(dir, "n", func(string, ...any) {})
+	lock := nodeLock(dir, "n", "pid 5", func(string, ...any) {})
 	got := make(chan func(), 1)
 	go func() {
 		unlock, err := lock(context.Background())

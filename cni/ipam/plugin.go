@@ -74,7 +74,7 @@ func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.Ca
 	st := kubestore.Store{Client: c}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	cached := newBlockCache(st, filepath.Join(cfg.LockDir, cfg.Node))
-	alloc := &allocator.Allocator{Store: cached, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, p.log().Warn)}
+	alloc := &allocator.Allocator{Store: cached, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, lockHolder(args), p.log().Warn)}
 	return &session{cfg: cfg, store: st, cache: cached, alloc: alloc}, ctx, cancel, nil
 }
 
@@ -339,4 +339,14 @@ func addrs(c *allocator.Claim) []string {
 		out[i] = a.Addr.String()
 	}
 	return out
+}
+
+// lockHolder says who this plugin process is, for the node lock's ticket:
+// another process that gives up waiting names it.
+func lockHolder(args *skel.CmdArgs) string {
+	id := args.ContainerID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return fmt.Sprintf("poolguard-ipam pid %d for container %s (%s)", os.Getpid(), id, args.Args)
 }

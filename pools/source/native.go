@@ -31,9 +31,10 @@ func (n Native) Snapshot(ctx context.Context) (*policy.Index, error) {
 	}
 	out := make([]policy.Pool, 0, len(list.Items))
 	for i := range list.Items {
-		if p, err := pools.FromIPPool(&list.Items[i]); err == nil {
-			out = append(out, p)
-		}
+		// An invalid pool is kept, marked Invalid: naming it is refused
+		// as invalid, not as unknown.
+		p, _ := pools.FromIPPool(&list.Items[i])
+		out = append(out, p)
 	}
 	return policy.NewIndex(out), nil
 }
