@@ -211,13 +211,20 @@ func (b *Block) Check() error {
 	if b.Cursor < 0 || b.Cursor >= size {
 		return bad("cursor %d outside its %d addresses", b.Cursor, size)
 	}
-	for _, off := range b.Offsets() {
-		s := b.Slots[off]
+	// Every block read on an ADD passes here: one pass over the slots,
+	// unsorted and without allocating; the pool's few reserved addresses
+	// are looked up instead of tested per slot.
+	for _, r := range reservedOf(b.PoolCIDR) {
+		if off, in := b.Offset(r); in {
+			if _, used := b.Slots[off]; used {
+				return bad("slot %d holds the reserved address %s", off, r)
+			}
+		}
+	}
+	for off, s := range b.Slots {
 		switch {
 		case off < 0 || off >= size:
 			return bad("slot %d outside its %d addresses", off, size)
-		case Reserved(b.PoolCIDR, b.Addr(off)):
-			return bad("slot %d holds the reserved address %s", off, b.Addr(off))
 		case s.Claim == "":
 			return bad("slot %d names no claim", off)
 		case s.Seq == 0 || s.Seq > b.NextSeq:

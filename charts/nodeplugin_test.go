@@ -71,7 +71,7 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 	blockA := ownA.Addresses[0].Block
 	var bLast *allocator.Claim
 	for i := range 8 {
-		bLast = assign(b, "b-"+string(rune('1'+i)))
+		bLast = assign(b, fmt.Sprintf("b-%d", i+1))
 	}
 	if bLast.Addresses[0].Block != blockA {
 		t.Fatalf("node B's eighth address %s is not borrowed from node A's block %s", bLast.Addresses[0].Addr, blockA)
@@ -124,7 +124,7 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 		t.Errorf("node A's block after both releases: %v, want empty", after.Slots)
 	}
 	for i := range 7 {
-		must(t, b.Release(ctx, "net", "b-"+string(rune('1'+i)), "eth0"))
+		must(t, b.Release(ctx, "net", fmt.Sprintf("b-%d", i+1), "eth0"))
 	}
 
 	// The policy's cost at a block's largest, 4,096 slots (a /116): node

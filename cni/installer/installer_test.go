@@ -145,29 +145,6 @@ func (n *node) token(t *testing.T) string {
 	return cfg.BearerToken
 }
 
-type logs struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logs) logf(f string, a ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf(f, a...))
-}
-
-func (l *logs) matching(s string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 func write(t *testing.T, path, s string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), mode); err != nil {
@@ -323,8 +300,8 @@ func TestNetworkConfigWrittenLast(t *testing.T) {
 // rename (a new inode), never in place, with its mode kept.
 func TestRunRefreshesAtTwoThirds(t *testing.T) {
 	n := newNode(t) // tokens live 30m: refresh at 20m
-	var l logs
-	stop := n.run(t, l.logf)
+	var l Logs
+	stop := n.run(t, l.Logf)
 	n.idle(t)
 	if got := n.token(t); got != "token-1" {
 		t.Fatalf("first kubeconfig token = %q", got)
@@ -366,14 +343,14 @@ func TestRunRefreshesAtTwoThirds(t *testing.T) {
 // growing delay, and the current token stays in the kubeconfig meanwhile.
 func TestRunRetriesWithBackoff(t *testing.T) {
 	n := newNode(t)
-	var l logs
-	n.run(t, l.logf)
+	var l Logs
+	n.run(t, l.Logf)
 	n.idle(t)
 	refused := errors.New("the API server is away")
 	n.tokens.failNext(refused, refused, refused)
 	n.clk.Step(20 * time.Minute) // refresh due: attempt 1 fails
 	n.idle(t)
-	if got := l.matching("token refresh failed"); len(got) != 1 || !strings.Contains(got[0], "attempt 1") || !strings.Contains(got[0], refused.Error()) {
+	if got := l.Matching("token refresh failed"); len(got) != 1 || !strings.Contains(got[0], "attempt 1") || !strings.Contains(got[0], refused.Error()) {
 		t.Fatalf("failure log = %q", got)
 	}
 	if n.token(t) != "token-1" {
@@ -394,7 +371,7 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 	if c := n.tokens.count(); c != 5 || n.token(t) != "token-5" {
 		t.Fatalf("%d requests, kubeconfig %q: want the fourth attempt to succeed", c, n.token(t))
 	}
-	if got := l.matching("token refresh failed"); len(got) != 3 {
+	if got := l.Matching("token refresh failed"); len(got) != 3 {
 		t.Fatalf("want each of the 3 failures logged, got %q", got)
 	}
 }

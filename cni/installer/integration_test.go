@@ -2,12 +2,9 @@ package installer_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -90,7 +87,7 @@ func TestNodeBoundTokenAgainstAPIServer(t *testing.T) {
 	// Real tokens live at least 10 minutes: the refresh is driven by a fake
 	// clock instead of waiting.
 	clk := clocktesting.NewFakeClock(time.Now())
-	var logs logLines
+	var logs installer.Logs
 	c := installer.Config{
 		Plugin: plugin, BinDir: filepath.Join(host, "bin"), Kubeconfig: kubeconfig, CAFile: ca, Server: env.Config.Host,
 		Tokens:  installer.NodeBoundTokens{Client: installerClient, Namespace: namespace, ServiceAccount: pluginSA, NodeName: nodeName, Expiration: installer.MinTokenExpiration, Clock: clk},
@@ -99,7 +96,7 @@ func TestNodeBoundTokenAgainstAPIServer(t *testing.T) {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx, logs.logf) }()
+	go func() { done <- c.Run(runCtx, logs.Logf) }()
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {
@@ -181,7 +178,7 @@ func TestNodeBoundTokenAgainstAPIServer(t *testing.T) {
 		// The installer cannot get a new one either, and says so.
 		clk.Step(10 * time.Minute)
 		eventually(t, "the failed refresh logged", 30*time.Second, func() bool {
-			return logs.has("token refresh failed", "Node "+nodeName, "not found")
+			return len(logs.Matching("token refresh failed", "Node "+nodeName, "not found")) > 0
 		})
 	})
 }
@@ -244,26 +241,6 @@ func tokenIn(t *testing.T, kubeconfig string) string {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	must(t, err)
 	return cfg.BearerToken
-}
-
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) logf(f string, a ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf(f, a...))
-}
-
-// has reports whether one line contains every one of subs.
-func (l *logLines) has(subs ...string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.ContainsFunc(l.lines, func(line string) bool {
-		return !slices.ContainsFunc(subs, func(s string) bool { return !strings.Contains(line, s) })
-	})
 }
 
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {

@@ -13,6 +13,7 @@ import (
 
 	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/test/certmanager"
+	"poolguard.dev/poolguard/test/cluster"
 )
 
 // certManagerInstall installs the chart again, now with its default
@@ -109,7 +110,7 @@ func (s *Story) certManagerInstall(ctx context.Context) (err error) {
 	}
 	s.say("cert-manager's CA is injected into the release's %d webhooks", bundles)
 
-	if _, err := s.kubectl("-n", "payments", "run", "after-cert-manager", "--image="+pauseImage()); err != nil {
+	if _, err := s.kubectl("-n", "payments", "run", "after-cert-manager", "--image="+cluster.PauseImage); err != nil {
 		return err
 	}
 	p, err := s.c.Client.CoreV1().Pods("payments").Get(ctx, "after-cert-manager", metav1.GetOptions{})

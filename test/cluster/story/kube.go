@@ -35,15 +35,13 @@ func waitFor(ctx context.Context, what string, timeout time.Duration, cond func(
 	}
 }
 
-func pauseImage() string { return cluster.PauseImage }
-
 // PausePod is a pause pod that goes quickly when deleted.
 func PausePod(ns, name string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: ptr.To[int64](1),
-			Containers:                    []corev1.Container{{Name: "pause", Image: pauseImage(), ImagePullPolicy: corev1.PullNever}},
+			Containers:                    []corev1.Container{{Name: "pause", Image: cluster.PauseImage, ImagePullPolicy: corev1.PullNever}},
 		},
 	}
 }
@@ -56,7 +54,7 @@ func PauseManifest(ns, name, annotation string) []byte {
 		meta += "  annotations:\n    " + annotation + "\n"
 	}
 	return []byte("apiVersion: v1\nkind: Pod\nmetadata:\n" + meta +
-		"spec:\n  containers:\n  - name: pause\n    image: " + pauseImage() + "\n    imagePullPolicy: Never\n")
+		"spec:\n  containers:\n  - name: pause\n    image: " + cluster.PauseImage + "\n    imagePullPolicy: Never\n")
 }
 
 // CreateDeployment creates a Deployment of n pause pods labelled app=name.

@@ -16,6 +16,7 @@ import (
 
 	allocv1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	"poolguard.dev/poolguard/policy"
+	"poolguard.dev/poolguard/test/cluster"
 	"poolguard.dev/poolguard/test/netlab"
 )
 
@@ -40,7 +41,7 @@ func (s *Story) deployments(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	if _, err := s.kubectl("-n", "payments", "create", "deployment", "api", "--image="+pauseImage(), fmt.Sprintf("--replicas=%d", Replicas)); err != nil {
+	if _, err := s.kubectl("-n", "payments", "create", "deployment", "api", "--image="+cluster.PauseImage, fmt.Sprintf("--replicas=%d", Replicas)); err != nil {
 		return err
 	}
 	if err := waitFor(ctx, "payments/api available", 3*time.Minute, func() (bool, error) { return s.rolledOut(ctx, "payments", "api") }); err != nil {
@@ -75,7 +76,7 @@ func (s *Story) deployments(ctx context.Context) error {
 	s.paymentsPods = pods
 	s.show("-n", "payments", "get", "pods", "-o", "custom-columns=POD:.metadata.name,IP:.status.podIP,POOLS:.metadata.annotations.cni\\.projectcalico\\.org/ipv4pools", "--sort-by=.status.podIP")
 
-	if _, err := s.kubectl("-n", "shop", "create", "deployment", "web", "--image="+pauseImage(), "--replicas=2"); err != nil {
+	if _, err := s.kubectl("-n", "shop", "create", "deployment", "web", "--image="+cluster.PauseImage, "--replicas=2"); err != nil {
 		return err
 	}
 	if err := waitFor(ctx, "shop/web available", 3*time.Minute, func() (bool, error) { return s.rolledOut(ctx, "shop", "web") }); err != nil {
