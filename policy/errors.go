@@ -27,6 +27,12 @@ var (
 	// ErrNotFrozen: a pod reached validation without a trustworthy
 	// provenance annotation.
 	ErrNotFrozen = errors.New("pod not frozen")
+	// ErrNamespaceChanged: the pod's frozen state does not match its
+	// namespace as validation reads it, and the namespace changed since
+	// the mutating webhook read it (another resourceVersion): the race of
+	// a pod created while its namespace's default moves. It comes with
+	// ErrNotFrozen, and creating the pod again resolves it.
+	ErrNamespaceChanged = errors.New("namespace changed during admission")
 	// ErrInvalidPool: an IPPool's spec is invalid.
 	ErrInvalidPool = errors.New("invalid pool")
 	// ErrOverlap: an IPPool's CIDR overlaps another pool's.

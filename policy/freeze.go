@@ -229,13 +229,23 @@ func (r Rules) CheckFrozen(podAnnotations map[string]string, ns Namespace, pools
 	// the mutating and the validating call of one request.
 	claimed := got.Provenance
 	claimed.NamespaceResourceVersion = want.Provenance.NamespaceResourceVersion
+	// A mismatch is still refused (the check cannot tell an older
+	// default from a forged one), but when the namespace moved on since
+	// the mutating call it is said so, for the client to create the pod
+	// again.
+	mismatch := func(what string) error {
+		if rv := got.Provenance.NamespaceResourceVersion; rv != "" && ns.ResourceVersion != "" && rv != ns.ResourceVersion {
+			return fmt.Errorf("%w: %w: %s is not what poolguard would write now: namespace %s changed (resourceVersion %s, now %s) while the pod was admitted; create the pod again", ErrNotFrozen, ErrNamespaceChanged, what, ns.Name, rv, ns.ResourceVersion)
+		}
+		return fmt.Errorf("%w: %s is not what poolguard would write", ErrNotFrozen, what)
+	}
 	if !claimed.Equal(want.Provenance) {
-		return Frozen{}, fmt.Errorf("%w: the provenance is not what poolguard would write", ErrNotFrozen)
+		return Frozen{}, mismatch("the provenance")
 	}
 	for _, fam := range Families {
 		v, w := got.Value(fam), want.Value(fam)
 		if (v != nil) != (w != nil) || (v != nil && *v != *w) {
-			return Frozen{}, fmt.Errorf("%w: %s is not what poolguard would write", ErrNotFrozen, fam.AnnotationKey())
+			return Frozen{}, mismatch(fam.AnnotationKey())
 		}
 	}
 	return got, nil

@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -92,6 +94,18 @@ func TestIsFrozenRejectsTampering(t *testing.T) {
 	ns2.ResourceVersion = "8"
 	if !IsFrozen(frozen, ns2, nil) {
 		t.Error("IsFrozen depends on the namespace's resourceVersion")
+	}
+	// A default moved between the two calls is refused, and said to be
+	// that race; the same mismatch at the same resourceVersion is not.
+	ns3 := ns2
+	ns3.Annotations = map[string]string{AnnotationIPv4Pools: `["general"]`}
+	if _, err := (Rules{}).CheckFrozen(frozen, ns3, nil, nil); !errors.Is(err, ErrNotFrozen) || !errors.Is(err, ErrNamespaceChanged) || !strings.Contains(err.Error(), "create the pod again") {
+		t.Errorf("default moved during admission: %v, want ErrNotFrozen and ErrNamespaceChanged", err)
+	}
+	ns4 := ns3
+	ns4.ResourceVersion = ns.ResourceVersion
+	if _, err := (Rules{}).CheckFrozen(frozen, ns4, nil, nil); !errors.Is(err, ErrNotFrozen) || errors.Is(err, ErrNamespaceChanged) {
+		t.Errorf("mismatch at the namespace's own resourceVersion: %v, want ErrNotFrozen only", err)
 	}
 }
 

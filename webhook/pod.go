@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,8 @@ import (
 )
 
 var podGK = corev1.SchemeGroupVersion.WithKind("Pod").GroupKind()
+
+var podGR = corev1.SchemeGroupVersion.WithResource("pods").GroupResource()
 
 // PodFreezer is the mutating webhook: on pod CREATE it writes the effective
 // pool lists and the provenance onto the pod, pinning each named pool to
@@ -127,6 +130,11 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 		}
 	}
 	frozen, err := v.Rules.CheckFrozen(pod.Annotations, ns, index, v.freezeNode(subject))
+	if errors.Is(err, policy.ErrNamespaceChanged) {
+		// Not a missing webhook: the namespace's default moved between
+		// the two calls. A conflict, which controllers retry.
+		return v.deny(ctx, "pods", ns.Name, policy.Reason(policy.ErrNotFrozen), warns, apierrors.NewConflict(podGR, podName(pod, req), err))
+	}
 	if err != nil {
 		return v.deny(ctx, "pods", ns.Name, policy.Reason(policy.ErrNotFrozen), warns, apierrors.NewInvalid(podGK, podName(pod, req), field.ErrorList{
 			field.Invalid(annotationPath(policy.AnnotationProvenance), policy.Excerpt(pod.Annotations[policy.AnnotationProvenance]),

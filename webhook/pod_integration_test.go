@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -110,7 +111,15 @@ func TestFreeze(t *testing.T) {
 		for i := 0; i < 100; i++ {
 			fresh = pod(nsName, "", nil)
 			fresh.GenerateName = "after-"
-			if err := c.Create(ctx, fresh, client.DryRunAll); err != nil {
+			err := c.Create(ctx, fresh, client.DryRunAll)
+			if apierrors.IsConflict(err) && strings.Contains(err.Error(), "create the pod again") {
+				// The new default reached the cache between the
+				// mutating and the validating call: refused as that
+				// race, for the client to retry.
+				sleep()
+				continue
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			if fresh.Annotations[policy.AnnotationIPv4Pools] == `["`+general+`"]` {
