@@ -218,13 +218,13 @@ func TestCollectorInManager(t *testing.T) {
 		}
 		_, _, goneHeld := blk.Find(gone.ID)
 		_, _, keepHeld := blk.Find(keep.ID)
-		return isNotFound(errGone) && errKeep == nil && !goneHeld && keepHeld && isNotFound(errOther),
-			fmt.Sprintf("gone claim: %v, keep claim: %v, gone held %v, keep held %v, other block: %v", errGone, errKeep, goneHeld, keepHeld, errOther)
+		// The sweep deletes the empty block first and the affinity
+		// that named it after: wait for both, not just the block.
+		aff, errAff := st.GetAffinity(ctx, "gc-node-deleted")
+		affGone := errAff == nil && aff.Version == ""
+		return isNotFound(errGone) && errKeep == nil && !goneHeld && keepHeld && isNotFound(errOther) && affGone,
+			fmt.Sprintf("gone claim: %v, keep claim: %v, gone held %v, keep held %v, other block: %v, deleted node's affinity: %+v %v", errGone, errKeep, goneHeld, keepHeld, errOther, aff, errAff)
 	})
-	aff, err := st.GetAffinity(ctx, "gc-node-deleted")
-	if err != nil || aff.Version != "" {
-		t.Fatalf("affinity of the deleted node left: %+v %v", aff, err)
-	}
 }
 
 // TestCollectorNeverFreesReassigned: an orphaned slot (an ADD killed after
