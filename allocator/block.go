@@ -160,8 +160,8 @@ func (b *Block) Clone() *Block {
 }
 
 // NewBlock returns an empty block of a pool.
-func NewBlock(p Pool, cidr netip.Prefix, node string) *Block {
-	return &Block{CIDR: cidr, Pool: p.Name, PoolCIDR: p.CIDR, Node: node, Slots: map[int]Slot{}}
+func NewBlock(p Range, cidr netip.Prefix, node string) *Block {
+	return &Block{CIDR: cidr, Pool: p.Pool, PoolCIDR: p.CIDR, Node: node, Slots: map[int]Slot{}}
 }
 
 func addOffsetInt(a netip.Addr, off int) netip.Addr {

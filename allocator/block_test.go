@@ -6,17 +6,15 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
-
-	"poolguard.dev/poolguard/policy"
 )
 
-func pool(t testing.TB, name, cidr string, blockSize int) Pool {
+func pool(t testing.TB, name, cidr string, blockSize int) Range {
 	t.Helper()
-	p, err := policy.ParsePoolCIDR(cidr)
-	if err != nil {
-		t.Fatal(err)
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || p != p.Masked() {
+		t.Fatalf("pool CIDR %q: %v", cidr, err)
 	}
-	return Pool{Pool: policy.Pool{Name: name, CIDR: p}, BlockSize: blockSize, InUse: true}
+	return Range{Pool: name, CIDR: p, BlockSize: blockSize, InUse: true}
 }
 
 // TestBlockProperties drives random allocate/release sequences over blocks

@@ -1,9 +1,16 @@
-// Package allocator is poolguard's address allocation core. It has no
-// Kubernetes imports: it decides which pool a pod draws from (choose.go),
-// how a pool is cut into blocks and which addresses of a block may be handed
-// out (layout.go, block.go), and drives a narrow Store (store.go) through the
-// claim, allocate and release steps (allocator.go). The Kubernetes-backed
-// Store lives in allocator/kubestore; an in-memory one in allocator/memstore.
+// Package allocator is poolguard's address allocation core. It imports no
+// Kubernetes package, not even through policy: it knows pools only as
+// address ranges (Range), cut into blocks whose slots it hands out. Which
+// pools a pod may draw from is decided before, by policy.ChoosePools.
+//
+// layout.go cuts a range into blocks and says which addresses are handed
+// out; block.go is one block's slots; store.go the narrow Store all state
+// goes through (the Kubernetes-backed one is allocator/kubestore, an
+// in-memory one allocator/memstore). The Allocator drives it: assign.go
+// finds a slot for each wanted address, slot.go takes one in a block,
+// newblock.go claims a new block or borrows another node's, release.go
+// frees, and retry.go is the one optimistic-concurrency loop every write
+// goes through.
 //
 // State model, after Calico's block-with-affinity design:
 //

@@ -11,20 +11,19 @@ import (
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/memstore"
-	"poolguard.dev/poolguard/policy"
 )
 
-func mkPool(t testing.TB, name, cidr string, blockSize int) allocator.Pool {
+func mkPool(t testing.TB, name, cidr string, blockSize int) allocator.Range {
 	t.Helper()
-	p, err := policy.ParsePoolCIDR(cidr)
-	if err != nil {
-		t.Fatal(err)
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || p != p.Masked() {
+		t.Fatalf("pool CIDR %q: %v", cidr, err)
 	}
-	return allocator.Pool{Pool: policy.Pool{Name: name, CIDR: p}, BlockSize: blockSize}
+	return allocator.Range{Pool: name, CIDR: p, BlockSize: blockSize}
 }
 
-func want(fam policy.Family, pools ...allocator.Pool) allocator.Want {
-	return allocator.Want{Family: fam, Pools: pools}
+func want(ranges ...allocator.Range) allocator.Want {
+	return allocator.Want{Ranges: ranges}
 }
 
 // fillConcurrently runs `nodes` nodes with `perNode` workers each, all
@@ -91,7 +90,7 @@ func checkUnique(t *testing.T, claims []*allocator.Claim) map[netip.Addr]bool {
 func TestConcurrentFillIsExact(t *testing.T) {
 	st := memstore.New()
 	p := mkPool(t, "big", "198.18.0.0/22", 26)
-	claims := fillConcurrently(t, st, 16, 4, want(policy.IPv4, p))
+	claims := fillConcurrently(t, st, 16, 4, want(p))
 	seen := checkUnique(t, claims)
 	if int64(len(seen)) != p.Capacity().Int64() {
 		t.Fatalf("handed out %d addresses, capacity %s", len(seen), p.Capacity())
@@ -130,12 +129,12 @@ func TestConcurrentFillIsExact(t *testing.T) {
 func TestSmallPoolSharedByEightNodes(t *testing.T) {
 	st := memstore.New()
 	p := mkPool(t, "fw", "198.51.100.8/29", 26)
-	claims := fillConcurrently(t, st, 8, 2, want(policy.IPv4, p))
+	claims := fillConcurrently(t, st, 8, 2, want(p))
 	if seen := checkUnique(t, claims); len(seen) != 6 {
 		t.Fatalf("handed out %d addresses, want 6", len(seen))
 	}
 	a := &allocator.Allocator{Store: st, Node: "node-09"}
-	_, err := a.Assign(context.Background(), allocator.Request{ContainerID: "late", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}})
+	_, err := a.Assign(context.Background(), allocator.Request{ContainerID: "late", IfName: "eth0", Wants: []allocator.Want{want(p)}})
 	if !errors.Is(err, allocator.ErrExhausted) {
 		t.Fatalf("7th allocation: %v, want ErrExhausted", err)
 	}
@@ -150,7 +149,7 @@ func TestPoolsInOrder(t *testing.T) {
 	a := &allocator.Allocator{Store: st, Node: "n"}
 	var pools []string
 	for i := 0; i < 4; i++ {
-		c, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprint(i), IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, first, second)}})
+		c, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprint(i), IfName: "eth0", Wants: []allocator.Want{want(first, second)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,12 +168,12 @@ func TestDualStackAllOrNothing(t *testing.T) {
 	v6 := mkPool(t, "v6", "2001:db8::/127", 122)
 	a := &allocator.Allocator{Store: st, Node: "n"}
 	for i := 0; i < 2; i++ {
-		c, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprint(i), IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, v4), want(policy.IPv6, v6)}})
+		c, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprint(i), IfName: "eth0", Wants: []allocator.Want{want(v4), want(v6)}})
 		if err != nil || len(c.Addresses) != 2 {
 			t.Fatalf("dual-stack assign %d: %v %v", i, c, err)
 		}
 	}
-	_, err := a.Assign(context.Background(), allocator.Request{ContainerID: "third", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, v4), want(policy.IPv6, v6)}})
+	_, err := a.Assign(context.Background(), allocator.Request{ContainerID: "third", IfName: "eth0", Wants: []allocator.Want{want(v4), want(v6)}})
 	if !errors.Is(err, allocator.ErrExhausted) {
 		t.Fatalf("third: %v", err)
 	}
@@ -213,7 +212,7 @@ func TestIdempotence(t *testing.T) {
 	st := &crashingStore{Store: mem}
 	p := mkPool(t, "p", "198.51.100.0/24", 26)
 	a := &allocator.Allocator{Store: st, Node: "n"}
-	req := allocator.Request{ContainerID: "ctr", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}}
+	req := allocator.Request{ContainerID: "ctr", IfName: "eth0", Wants: []allocator.Want{want(p)}}
 
 	// Make rollback impossible to observe: the first attempt "crashes"
 	// after the block write. Rollback runs (as in a real failure path), so
@@ -271,7 +270,7 @@ func TestIdempotenceWithoutClaimRead(t *testing.T) {
 	mem := memstore.New()
 	p := mkPool(t, "p", "198.51.100.0/24", 29)
 	a := &allocator.Allocator{Store: mem, Node: "n"}
-	wants := []allocator.Want{want(policy.IPv4, p)}
+	wants := []allocator.Want{want(p)}
 	for i := range 8 { // the first block full, the second with room
 		if _, err := a.Assign(ctx, allocator.Request{ContainerID: fmt.Sprint("fill-", i), IfName: "eth0", Wants: wants}); err != nil {
 			t.Fatal(err)
@@ -310,7 +309,7 @@ func TestFailedClaimWriteRollsBack(t *testing.T) {
 	st := &crashingStore{Store: mem}
 	p := mkPool(t, "p", "198.51.100.0/29", 26)
 	a := &allocator.Allocator{Store: st, Node: "n"}
-	_, err := a.Assign(context.Background(), allocator.Request{ContainerID: "x", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}})
+	_, err := a.Assign(context.Background(), allocator.Request{ContainerID: "x", IfName: "eth0", Wants: []allocator.Want{want(p)}})
 	if !errors.Is(err, allocator.ErrUnavailable) {
 		t.Fatalf("got %v", err)
 	}
@@ -339,7 +338,7 @@ func TestConcurrentSameAttachment(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				a := &allocator.Allocator{Store: st, Node: "n", MaxConflicts: 1000}
-				c, err := a.Assign(context.Background(), allocator.Request{ContainerID: "same", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}})
+				c, err := a.Assign(context.Background(), allocator.Request{ContainerID: "same", IfName: "eth0", Wants: []allocator.Want{want(p)}})
 				if err != nil {
 					t.Error(err)
 					return
@@ -367,7 +366,7 @@ func TestSerializeHook(t *testing.T) {
 	lock := func(context.Context) (func(), error) { mu.Lock(); return mu.Unlock, nil }
 	// Claim the node's block first, so the workers below only allocate.
 	a := &allocator.Allocator{Store: st, Node: "n", Serialize: lock}
-	if _, err := a.Assign(context.Background(), allocator.Request{ContainerID: "first", IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}}); err != nil {
+	if _, err := a.Assign(context.Background(), allocator.Request{ContainerID: "first", IfName: "eth0", Wants: []allocator.Want{want(p)}}); err != nil {
 		t.Fatal(err)
 	}
 	before := st.Conflicts
@@ -376,7 +375,7 @@ func TestSerializeHook(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprint("c", i), IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}}); err != nil {
+			if _, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprint("c", i), IfName: "eth0", Wants: []allocator.Want{want(p)}}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -414,7 +413,7 @@ func TestStaleCachedBlock(t *testing.T) {
 	p := mkPool(t, "p", "198.51.100.0/30", 26) // 2 usable addresses
 	a := &allocator.Allocator{Store: mem, Node: "n"}
 	req := func(ctr string) allocator.Request {
-		return allocator.Request{ContainerID: ctr, IfName: "eth0", Wants: []allocator.Want{want(policy.IPv4, p)}}
+		return allocator.Request{ContainerID: ctr, IfName: "eth0", Wants: []allocator.Want{want(p)}}
 	}
 	c1, err := a.Assign(ctx, req("one"))
 	if err != nil {
@@ -499,7 +498,7 @@ func TestFullBlocksCostNoReads(t *testing.T) {
 	mem := memstore.New()
 	p := mkPool(t, "p", "198.18.0.0/24", 29) // blocks of 8 addresses
 	a := &allocator.Allocator{Store: mem, Node: "n"}
-	wants := []allocator.Want{want(policy.IPv4, p)}
+	wants := []allocator.Want{want(p)}
 	assign := func(a *allocator.Allocator, ctr string) *allocator.Claim {
 		t.Helper()
 		c, err := a.Assign(ctx, allocator.Request{ContainerID: ctr, IfName: "eth0", Wants: wants})

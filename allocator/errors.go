@@ -7,12 +7,6 @@ import "errors"
 var (
 	// ErrExhausted: no free address in the pools that were tried.
 	ErrExhausted = errors.New("pool exhausted")
-	// ErrNoPool: no pool is eligible for the pod (none named and no
-	// Automatic pool matches, or the fail-safe refuses an unfrozen pod).
-	ErrNoPool = errors.New("no eligible pool")
-	// ErrNotFrozen: the pod lacks poolguard's provenance annotation and the
-	// configured fail-safe refuses such pods.
-	ErrNotFrozen = errors.New("pod not frozen by poolguard")
 
 	// ErrNotFound: the store has no such object.
 	ErrNotFound = errors.New("not found")

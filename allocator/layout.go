@@ -5,57 +5,55 @@ import (
 	"math/big"
 	"net/netip"
 	"strings"
-
-	"poolguard.dev/poolguard/policy"
 )
 
-// Pool is a pool as the allocator sees it: the policy's model plus the
-// geometry and bookkeeping the allocator needs.
-type Pool struct {
-	policy.Pool
-	// BlockSize is the configured prefix length of blocks; 0 means the
-	// family's default.
+// Range is one pool's address range as the allocator cuts it into
+// blocks: all the allocator knows of a pool. Which pools a pod may draw
+// from is decided before, by policy.ChoosePools; the caller turns each
+// chosen pool into its Range.
+type Range struct {
+	// Pool is the pool's name, recorded in its blocks and claims.
+	Pool string
+	// CIDR is the pool's range.
+	CIDR netip.Prefix
+	// BlockSize is the prefix length of the range's blocks, resolved by
+	// the caller (an IPPool's blockSize or its family's default). One no
+	// longer than the CIDR's, 0 included, makes the range a single block
+	// that every node shares.
 	BlockSize int
 	// InUse is set when the pool carries the allocations finalizer; the
 	// allocator adds it before the pool's first allocation.
 	InUse bool
 }
 
-// BlockBits returns the prefix length of the pool's blocks: the configured
-// (or default) block size, but never shorter than the pool itself, so a
-// pool smaller than a block is one block.
-func (p Pool) BlockBits() int {
-	b := p.BlockSize
-	if b == 0 {
-		b = policy.DefaultBlockSize(p.Family())
-	}
-	if b < p.CIDR.Bits() {
-		b = p.CIDR.Bits()
-	}
-	return b
+// BlockBits returns the prefix length of the range's blocks: BlockSize,
+// but never shorter than the range itself, so a range smaller than a
+// block is one block.
+func (r Range) BlockBits() int {
+	return max(r.BlockSize, r.CIDR.Bits())
 }
 
 // Shared reports whether the pool is a single block used by every node.
-func (p Pool) Shared() bool { return p.BlockBits() == p.CIDR.Bits() }
+func (r Range) Shared() bool { return r.BlockBits() == r.CIDR.Bits() }
 
 // NumBlocks returns how many blocks the pool has (huge for IPv6).
-func (p Pool) NumBlocks() *big.Int {
-	return new(big.Int).Lsh(big.NewInt(1), uint(p.BlockBits()-p.CIDR.Bits()))
+func (r Range) NumBlocks() *big.Int {
+	return new(big.Int).Lsh(big.NewInt(1), uint(r.BlockBits()-r.CIDR.Bits()))
 }
 
 // BlockAt returns the i-th block of the pool; ok is false past the end.
-func (p Pool) BlockAt(i *big.Int) (netip.Prefix, bool) {
-	if i.Sign() < 0 || i.Cmp(p.NumBlocks()) >= 0 {
+func (r Range) BlockAt(i *big.Int) (netip.Prefix, bool) {
+	if i.Sign() < 0 || i.Cmp(r.NumBlocks()) >= 0 {
 		return netip.Prefix{}, false
 	}
-	off := new(big.Int).Lsh(i, uint(p.CIDR.Addr().BitLen()-p.BlockBits()))
-	return netip.PrefixFrom(addOffset(p.CIDR.Addr(), off), p.BlockBits()), true
+	off := new(big.Int).Lsh(i, uint(r.CIDR.Addr().BitLen()-r.BlockBits()))
+	return netip.PrefixFrom(addOffset(r.CIDR.Addr(), off), r.BlockBits()), true
 }
 
 // Capacity returns how many addresses the pool can hand out.
-func (p Pool) Capacity() *big.Int {
-	n := new(big.Int).Lsh(big.NewInt(1), uint(p.CIDR.Addr().BitLen()-p.CIDR.Bits()))
-	return n.Sub(n, big.NewInt(int64(len(reservedOf(p.CIDR)))))
+func (r Range) Capacity() *big.Int {
+	n := new(big.Int).Lsh(big.NewInt(1), uint(r.CIDR.Addr().BitLen()-r.CIDR.Bits()))
+	return n.Sub(n, big.NewInt(int64(len(reservedOf(r.CIDR)))))
 }
 
 // reservedOf lists the addresses of a pool never handed out (see the

@@ -445,7 +445,7 @@ func testNodePluginPools(ctx context.Context, t *testing.T, c *cluster, pool str
 	plugin := c.clientAs(t, "system:serviceaccount:"+installNS+":"+installRelease+"-cni", "system:serviceaccounts", "system:serviceaccounts:"+installNS)
 	var p v1alpha1.IPPool
 	must(t, plugin.Get(ctx, client.ObjectKey{Name: pool}, &p))
-	p.Finalizers = append(p.Finalizers, policy.FinalizerAllocations)
+	p.Finalizers = append(p.Finalizers, v1alpha1.FinalizerAllocations)
 	if err := plugin.Update(ctx, &p); err != nil {
 		t.Fatalf("the node plugin could not add the allocations finalizer: %v", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore"
 	"poolguard.dev/poolguard/api/v1alpha1"
-	"poolguard.dev/poolguard/policy"
 )
 
 // testNodePluginIPAM: the plugin's account with tokens bound to two Nodes,
@@ -36,7 +35,7 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 		ObjectMeta: metav1.ObjectMeta{Name: "per-node"},
 		Spec:       v1alpha1.IPPoolSpec{CIDR: poolCIDR.String(), BlockSize: 29, AssignmentMode: v1alpha1.AssignmentManual},
 	}))
-	pool := allocator.Pool{Pool: policy.Pool{Name: "per-node", CIDR: poolCIDR, Manual: true}, BlockSize: 29}
+	pool := allocator.Range{Pool: "per-node", CIDR: poolCIDR, BlockSize: 29}
 	store := func(cfg *rest.Config) kubestore.Store {
 		cl, err := kubestore.NewClient(cfg)
 		must(t, err)
@@ -51,7 +50,7 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 		t.Helper()
 		claim, err := al.Assign(ctx, allocator.Request{
 			Network: "net", ContainerID: ctr, IfName: "eth0", Pod: allocator.PodRef{Namespace: "default", Name: ctr},
-			Wants: []allocator.Want{{Family: policy.IPv4, Pools: []allocator.Pool{pool}}},
+			Wants: []allocator.Want{{Ranges: []allocator.Range{pool}}},
 		})
 		if err != nil {
 			t.Fatalf("%s: ADD of %s: %v", al.Node, ctr, err)
@@ -130,7 +129,7 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 	// The policy's cost at a block's largest, 4,096 slots (a /116): node
 	// A's full block but for one slot, which node B borrows; then B tries
 	// to free one of A's.
-	v6 := allocator.Pool{Pool: policy.Pool{Name: "per-node-v6", CIDR: netip.MustParsePrefix("2001:db8:7::/112"), Manual: true}, BlockSize: 116}
+	v6 := allocator.Range{Pool: "per-node-v6", CIDR: netip.MustParsePrefix("2001:db8:7::/112"), BlockSize: 116}
 	bigCIDR, ok := v6.BlockAt(big.NewInt(0))
 	if !ok {
 		t.Fatal("no first block")

@@ -42,6 +42,10 @@ var (
 	// ErrPoolChanged: a pool a pod names no longer has the range the pod
 	// was admitted with (deleted and re-created, or its CIDR changed).
 	ErrPoolChanged = errors.New("pool range changed since admission")
+	// ErrNoPool: no pool is eligible for the pod: it names none and no
+	// Automatic pool serves its namespace, or it is not frozen and no
+	// unrestricted default serves its node.
+	ErrNoPool = errors.New("no eligible pool")
 )
 
 // Reason returns a short, stable label for an error: the metric and event
@@ -74,6 +78,7 @@ var reasons = []struct {
 	{ErrOverlap, "overlap"},
 	{ErrPoolInUse, "pool_in_use"},
 	{ErrPoolChanged, "pool_changed"},
+	{ErrNoPool, "no_pool"},
 }
 
 // detailed is an error whose message is the detail a person reads while

@@ -140,19 +140,15 @@ func (r Rules) pinnedDefaults(fam Family, ns Namespace, pools *Index, nodeLabels
 }
 
 // PinnableDefaults returns the names of the default pools of a family that
-// can be pinned for a pod of the namespace: Automatic, usable, allowed for
-// the namespace, and serving the pod's node whatever node it lands on (no
-// nodeSelector) or, when nodeLabels are known, the node it is bound to. At
-// most MaxPoolsPerList, in index order.
+// can be pinned for a pod of the namespace: DefaultPools, the same rule the
+// allocator's ChoosePools follows, at most MaxPoolsPerList, in index order.
 func PinnableDefaults(fam Family, ns Namespace, pools *Index, nodeLabels map[string]string) []string {
 	var names []string
-	for _, p := range pools.Defaults(fam, ns.SelectorLabels()) {
+	for _, p := range DefaultPools(fam, ns, pools, nodeLabels) {
 		if len(names) == MaxPoolsPerList {
 			break
 		}
-		if p.NodeSelector == nil || (nodeLabels != nil && p.AllowsNode(nodeLabels)) {
-			names = append(names, p.Name)
-		}
+		names = append(names, p.Name)
 	}
 	return names
 }

@@ -111,7 +111,7 @@ func TestFailSafe(t *testing.T) {
 	if got := poolNames(ix.FailSafe(IPv4, labels.Set{})); got != "general" {
 		t.Fatalf("fail-safe v4 pools off the rack = %q", got)
 	}
-	if got := poolNames(ix.FailSafe(IPv4, labels.Set{"rack": "r1"})); got != "general,racked" {
+	if got := poolNames(ix.FailSafe(IPv4, labels.Set{"rack": "r1"})); got != "general, racked" {
 		t.Fatalf("fail-safe v4 pools on the rack = %q", got)
 	}
 	if got := poolNames(ix.FailSafe(IPv6, nil)); got != "v6" {

@@ -25,18 +25,6 @@ const (
 	// mirror pod has another.
 	AnnotationMirrorPod = "kubernetes.io/config.mirror"
 
-	// FinalizerAllocations holds an IPPool's deletion while addresses are
-	// allocated from it. The allocator adds it before the pool's first
-	// allocation; the garbage collector removes it when the last is gone.
-	FinalizerAllocations = "ipam.poolguard.dev/allocations"
-
-	// AnnotationBlockCIDR and AnnotationBlockNode repeat an IPAMBlock's
-	// spec.cidr and spec.node in its metadata, so a node looking for an
-	// unclaimed block can list a pool's blocks as metadata only, without
-	// every block's slots.
-	AnnotationBlockCIDR = "ipam.poolguard.dev/cidr"
-	AnnotationBlockNode = "ipam.poolguard.dev/node"
-
 	// AnnotationNamespaceSelector, on a Calico IPPool of a Calico older
 	// than v3.31 (which has no spec.namespaceSelector), states the same
 	// rule in Calico's selector language. Only whoever may edit the pool

@@ -104,21 +104,12 @@ func TestCheckPodAndNamespace(t *testing.T) {
 	}
 }
 
-// poolNames lists pools' names, comma-separated, in order.
-func poolNames(ps []Pool) string {
-	var out []string
-	for _, p := range ps {
-		out = append(out, p.Name)
-	}
-	return strings.Join(out, ",")
-}
-
 func TestDefaults(t *testing.T) {
 	ix := testIndex(t)
-	if got := poolNames(ix.Defaults(IPv4, map[string]string{LabelNamespaceName: "payments"})); got != "general,racked" {
+	if got := poolNames(ix.Defaults(IPv4, map[string]string{LabelNamespaceName: "payments"})); got != "general, racked" {
 		t.Errorf("defaults for payments = %s (Manual, disabled, terminating, non-workload and unselected pools must not be defaults)", got)
 	}
-	if got := poolNames(ix.Defaults(IPv4, map[string]string{"team": "blue"})); got != "general,team,racked" {
+	if got := poolNames(ix.Defaults(IPv4, map[string]string{"team": "blue"})); got != "general, team, racked" {
 		t.Errorf("defaults for team blue = %s", got)
 	}
 	if got := poolNames(ix.Defaults(IPv6, nil)); got != "v6" {

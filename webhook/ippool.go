@@ -81,12 +81,12 @@ func (v IPPoolValidator) ValidateDelete(ctx context.Context, p *v1alpha1.IPPool)
 	record(ctx, "ippools", string(req.Operation), outcomeAllowed, "deletion_held")
 	return admission.Warnings{fmt.Sprintf(
 		"IPPool %q still has %d allocated addresses: its deletion is held by finalizer %s until the pods using them are gone; it hands out no new addresses meanwhile",
-		p.Name, p.Status.Allocated, policy.FinalizerAllocations)}, nil
+		p.Name, p.Status.Allocated, v1alpha1.FinalizerAllocations)}, nil
 }
 
 // inUse reports whether addresses are allocated from the pool.
 func inUse(p *v1alpha1.IPPool) bool {
-	return p.Status.Allocated > 0 || controllerutil.ContainsFinalizer(p, policy.FinalizerAllocations)
+	return p.Status.Allocated > 0 || controllerutil.ContainsFinalizer(p, v1alpha1.FinalizerAllocations)
 }
 
 func (v IPPoolValidator) check(ctx context.Context, oldP, p *v1alpha1.IPPool) (admission.Warnings, error) {

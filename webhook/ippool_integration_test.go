@@ -54,7 +54,7 @@ func TestIPPoolValidation(t *testing.T) {
 
 	t.Run("CIDR and block size frozen while in use, deletion held", func(t *testing.T) {
 		// The allocator adds this finalizer before the first allocation.
-		controllerutil.AddFinalizer(p, policy.FinalizerAllocations)
+		controllerutil.AddFinalizer(p, v1alpha1.FinalizerAllocations)
 		if err := env.Client.Update(ctx, p); err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func TestIPPoolValidation(t *testing.T) {
 			sleep()
 		}
 		mustContain(t, err, "being deleted")
-		controllerutil.RemoveFinalizer(&held, policy.FinalizerAllocations)
+		controllerutil.RemoveFinalizer(&held, v1alpha1.FinalizerAllocations)
 		if err := env.Client.Update(ctx, &held); err != nil {
 			t.Fatal(err)
 		}

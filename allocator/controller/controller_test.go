@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -100,19 +103,19 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Fatalf("%s: not within 30s; last: %s", what, last)
 }
 
-func mkPool(t *testing.T, name, cidr string) allocator.Pool {
+func mkPool(t *testing.T, name, cidr string) allocator.Range {
 	t.Helper()
 	p := &apiv1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: apiv1alpha1.IPPoolSpec{CIDR: cidr, BlockSize: 28}}
 	if err := kc.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	return kubestore.FromIPPools([]apiv1alpha1.IPPool{*p})[0]
+	return kubestore.FromIPPools([]apiv1alpha1.IPPool{*p}).Ranges[name]
 }
 
-func assign(t *testing.T, a *allocator.Allocator, p allocator.Pool, ctr string, pod allocator.PodRef) *allocator.Claim {
+func assign(t *testing.T, a *allocator.Allocator, p allocator.Range, ctr string, pod allocator.PodRef) *allocator.Claim {
 	t.Helper()
 	c, err := a.Assign(context.Background(), allocator.Request{ContainerID: ctr, IfName: "eth0", Pod: pod,
-		Wants: []allocator.Want{{Family: policy.IPv4, Pools: []allocator.Pool{p}}}})
+		Wants: []allocator.Want{{Ranges: []allocator.Range{p}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,52 +231,166 @@ func TestCollectorInManager(t *testing.T) {
 }
 
 // TestCollectorNeverFreesReassigned: an orphaned slot (an ADD killed after
-// its block write) that is freed and handed to another pod before the
-// collector acts is not freed by it.
+// its block write) that is freed and handed out again before the collector
+// acts is not freed by it. In production the collector lists from the
+// informer cache, which lags: here it lists from a laggingReader that
+// keeps serving what it listed before the reassignment, so the collector
+// does decide, from stale data, to free the slot. The reassignment goes
+// to the same attachment (its ADD retried after the node's DEL), so the
+// slot names the same claim as the stale copy and the claim's re-check
+// passes too: only the slot's sequence number, which the release names,
+// saves the address.
 func TestCollectorNeverFreesReassigned(t *testing.T) {
 	ctx := context.Background()
 	p := mkPool(t, "reassign-pool", "198.51.100.0/30") // 2 usable: forces reuse
 	st := kubestore.Store{Client: lean}
-	// The orphan: a slot naming a claim that was never written.
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "reassigned"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+	if err := kc.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	ref := allocator.PodRef{Namespace: "default", Name: "reassigned", UID: string(pod.UID)}
+	// The orphan: the slot an ADD of this attachment wrote before it was
+	// killed, naming the claim it never wrote.
+	retried := allocator.ClaimID("", "reassign-retried", "eth0")
 	blk := allocator.NewBlock(p, p.CIDR, "")
-	addr, _, _, _ := blk.Allocate("c-never-written", "node-a")
+	addr, seq, _, _ := blk.Allocate(retried, "node-a")
 	if err := st.CreateBlock(ctx, blk); err != nil {
 		t.Fatal(err)
 	}
-	gc := &controller.Collector{Reader: kc, Live: kc, Store: st, GracePeriod: time.Hour, Log: testr.New(t)}
+	cache := &laggingReader{Reader: kc}
+	gc := &controller.Collector{Reader: cache, Live: kc, Store: st, GracePeriod: time.Hour, Log: testr.New(t)}
 	if rep, err := gc.Sweep(ctx); err != nil || rep.Suspects < 1 || rep.SlotsReleased != 0 {
 		t.Fatalf("first sweep: %+v %v", rep, err)
 	}
-	// Meanwhile the orphan is freed (say, by the node's DEL) and the
-	// address reassigned.
-	a := &allocator.Allocator{Store: st, Node: "n"}
-	cur, _ := st.GetBlock(ctx, p.CIDR)
-	off, _ := cur.Offset(addr)
-	s := cur.Slots[off]
-	if !cur.Release(addr, s.Claim, s.Seq) {
+	// From here on the collector's lists are those of the first sweep.
+	cache.freeze()
+
+	// Meanwhile the node's DEL frees the orphan, another pod takes the
+	// pool's other address, and the retried ADD of the same attachment
+	// gets the orphan's address back, with a new sequence number.
+	cur, err := st.GetBlock(ctx, p.CIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cur.Release(addr, retried, seq) {
 		t.Fatal("could not free the orphan by hand")
 	}
 	if err := st.UpdateBlock(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "reassigned"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
-	if err := kc.Create(ctx, pod); err != nil {
-		t.Fatal(err)
+	a := &allocator.Allocator{Store: st, Node: "n"}
+	other := assign(t, a, p, "reassign-other", ref)
+	again := assign(t, a, p, "reassign-retried", ref)
+	if again.ID != retried || again.Addresses[0].Addr != addr || again.Addresses[0].Seq == seq {
+		t.Fatalf("setup: the retried ADD got %+v (claim %s), want %s with a sequence number other than %d (claim %s)", again.Addresses[0], again.ID, addr, seq, retried)
 	}
-	var got []netip.Addr
-	for i := 0; i < 2; i++ {
-		c := assign(t, a, p, fmt.Sprint("reassigned-", i), allocator.PodRef{Namespace: "default", Name: "reassigned", UID: string(pod.UID)})
-		got = append(got, c.Addresses[0].Addr)
-	}
-	// Make the collector act on what it saw: the stale orphan.
+
+	// Make the collector act on what it saw: the stale orphan, whose claim
+	// now exists but records the address with the new sequence number.
 	gc.GracePeriod = 0
-	if _, err := gc.Sweep(ctx); err != nil {
+	rep, err := gc.Sweep(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	after, _ := st.GetBlock(ctx, p.CIDR)
-	if len(after.Slots) != 2 {
-		t.Fatalf("the collector freed a reassigned address: %v held, %v handed out", after.Slots, got)
+	if cache.staleLists() == 0 {
+		t.Fatal("setup: the second sweep did not list from the stale snapshot")
 	}
+	after, err := st.GetBlock(ctx, p.CIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*allocator.Claim{other, again} {
+		if got, s, ok := after.Find(c.ID); !ok || got != c.Addresses[0].Addr || s.Seq != c.Addresses[0].Seq {
+			t.Errorf("the collector freed a reassigned address: %s (seq %d) of claim %s no longer held; block holds %v; sweep: %+v",
+				c.Addresses[0].Addr, c.Addresses[0].Seq, c.ID, after.Slots, rep)
+		}
+	}
+	if rep.SlotsReleased != 0 {
+		t.Errorf("the collector reports %d slots freed from a stale listing, want 0", rep.SlotsReleased)
+	}
+}
+
+// laggingReader stands for the informer cache at its worst: until frozen
+// it lists and gets from the API server and records what it served; once
+// frozen it keeps serving those records, however the objects have changed
+// since. It keys a record by the list's Go type and kind (pods and nodes
+// are both PartialObjectMetadataList) and ignores list options: the
+// collector lists everything.
+type laggingReader struct {
+	client.Reader
+
+	mu     sync.Mutex
+	frozen bool
+	lists  map[string]client.ObjectList
+	objs   map[string]client.Object
+	stale  int
+}
+
+func (r *laggingReader) freeze() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frozen = true
+}
+
+// staleLists returns how many lists were served from the records.
+func (r *laggingReader) staleLists() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stale
+}
+
+func (r *laggingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := fmt.Sprintf("%T %s", list, list.GetObjectKind().GroupVersionKind())
+	if r.frozen {
+		rec, ok := r.lists[k]
+		if !ok {
+			return fmt.Errorf("lagging reader: nothing recorded for %s", k)
+		}
+		r.stale++
+		return setFrom(list, rec)
+	}
+	if err := r.Reader.List(ctx, list, opts...); err != nil {
+		return err
+	}
+	if r.lists == nil {
+		r.lists = map[string]client.ObjectList{}
+	}
+	r.lists[k] = list.DeepCopyObject().(client.ObjectList)
+	return nil
+}
+
+func (r *laggingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := fmt.Sprintf("%T %s %s", obj, obj.GetObjectKind().GroupVersionKind(), key)
+	if r.frozen {
+		rec, ok := r.objs[k]
+		if !ok {
+			return fmt.Errorf("lagging reader: nothing recorded for %s", k)
+		}
+		return setFrom(obj, rec)
+	}
+	if err := r.Reader.Get(ctx, key, obj, opts...); err != nil {
+		return err
+	}
+	if r.objs == nil {
+		r.objs = map[string]client.Object{}
+	}
+	r.objs[k] = obj.DeepCopyObject().(client.Object)
+	return nil
+}
+
+// setFrom overwrites dst with a deep copy of rec, of the same type.
+func setFrom(dst, rec runtime.Object) error {
+	v := reflect.ValueOf(dst)
+	c := reflect.ValueOf(rec.DeepCopyObject())
+	if v.Type() != c.Type() {
+		return fmt.Errorf("lagging reader: recorded %T, asked for %T", rec, dst)
+	}
+	v.Elem().Set(c.Elem())
+	return nil
 }
 
 func isNotFound(err error) bool { return errors.Is(err, allocator.ErrNotFound) }

@@ -18,14 +18,16 @@ import (
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore"
 	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
+	"poolguard.dev/poolguard/policy"
 )
 
 // Defaults of the garbage collector.
 const (
 	// DefaultGracePeriod is how long an allocation must look like garbage
-	// before it is freed. It must exceed the plugin's timeout (30s by
-	// default), so that an ADD still writing its claim is never mistaken
-	// for a crashed one.
+	// before it is freed. It must be at least twice the plugin's timeout
+	// (30s by default; Options.Validate and the chart check it), so that
+	// an ADD still writing its claim, or the runtime's retry of one that
+	// timed out, is never mistaken for a crashed one.
 	DefaultGracePeriod = 5 * time.Minute
 	// DefaultInterval is how often the collector sweeps.
 	DefaultInterval = time.Minute
@@ -114,7 +116,7 @@ func (c *Collector) Sweep(ctx context.Context) (Report, error) {
 		o := &claims.Items[i]
 		lists[o.Name] = listedSlots(o)
 		key := types.NamespacedName{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name}
-		if i, ok := livePods[key]; ok && allocator.IsThePod(string(pods.Items[i].UID), pods.Items[i].Annotations, o.Spec.Pod.UID) {
+		if i, ok := livePods[key]; ok && policy.IsThePod(string(pods.Items[i].UID), pods.Items[i].Annotations, o.Spec.Pod.UID) {
 			continue
 		}
 		if !due("claim/" + o.Name + "/" + string(o.UID)) {
@@ -182,7 +184,7 @@ func (c *Collector) releaseClaim(ctx context.Context, seen *v1alpha1.IPAMClaim) 
 	var pod metav1.PartialObjectMetadata
 	pod.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
 	err := c.Live.Get(ctx, types.NamespacedName{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name}, &pod)
-	if err == nil && allocator.IsThePod(string(pod.UID), pod.Annotations, o.Spec.Pod.UID) {
+	if err == nil && policy.IsThePod(string(pod.UID), pod.Annotations, o.Spec.Pod.UID) {
 		return false, nil // the pod is back (or the cache was behind)
 	}
 	if err != nil && !apierrors.IsNotFound(err) {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,6 +22,31 @@ type Options struct {
 	GracePeriod time.Duration
 	// Interval between garbage collection sweeps: see DefaultInterval.
 	Interval time.Duration
+}
+
+// MinGracePeriod is the shortest grace period poolguard-webhook runs the
+// collector with. The CNI plugin's timeout must be at most half the grace
+// period (an ADD writes its slots first and its claim last, and a
+// timed-out ADD's retry reuses the slots and may take a timeout again:
+// the plugin's ipam.gcGracePeriod check and the chart apply the same
+// rule); below 10s that leaves the plugin under 5s per ADD, which a busy
+// API server or a queue of ADDs on the node's lock exceeds.
+const MinGracePeriod = 10 * time.Second
+
+// ErrInvalidOptions: the controllers were given options they must not run
+// with.
+var ErrInvalidOptions = errors.New("invalid allocator controller options")
+
+// Validate refuses a grace period below MinGracePeriod, with what to do.
+// Zero is valid: Setup uses DefaultGracePeriod. Setup itself does not
+// call it, so tests may run the collector with a tiny grace period.
+func (o Options) Validate() error {
+	if o.GracePeriod != 0 && o.GracePeriod < MinGracePeriod {
+		return fmt.Errorf("%w: --gc-grace-period %s is below the minimum %s: the garbage collector would free the addresses of CNI ADDs still running; "+
+			"keep it at least twice the CNI plugin's timeout (ipam.timeout, default 30s; in the chart, allocator.gc.gracePeriod and cni.timeout)",
+			ErrInvalidOptions, o.GracePeriod, MinGracePeriod)
+	}
+	return nil
 }
 
 // Setup registers the IPPool status controller and the garbage collector

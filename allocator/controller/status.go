@@ -79,7 +79,7 @@ func (r *PoolStatus) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
-	if !deleting || allocated > 0 || !controllerutil.ContainsFinalizer(&pool, policy.FinalizerAllocations) {
+	if !deleting || allocated > 0 || !controllerutil.ContainsFinalizer(&pool, apiv1alpha1.FinalizerAllocations) {
 		return ctrl.Result{}, nil
 	}
 	// The pool is being deleted and holds nothing: remove its empty
@@ -105,7 +105,7 @@ func (r *PoolStatus) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	patch := client.MergeFromWithOptions(pool.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	controllerutil.RemoveFinalizer(&pool, policy.FinalizerAllocations)
+	controllerutil.RemoveFinalizer(&pool, apiv1alpha1.FinalizerAllocations)
 	if err := r.Client.Patch(ctx, &pool, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -115,7 +115,7 @@ func (r *PoolStatus) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // capacity is the pool's number of assignable addresses, capped to int64.
 func capacity(cidr netip.Prefix) int64 {
-	c := allocator.Pool{Pool: policy.Pool{CIDR: cidr}}.Capacity()
+	c := allocator.Range{CIDR: cidr}.Capacity()
 	if c.Cmp(big.NewInt(math.MaxInt64)) > 0 {
 		return math.MaxInt64
 	}

@@ -8,7 +8,6 @@ import (
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
-	"poolguard.dev/poolguard/policy"
 )
 
 // BlockToAPI converts a block to its object.
@@ -16,7 +15,7 @@ func BlockToAPI(b *allocator.Block) *v1alpha1.IPAMBlock {
 	o := &v1alpha1.IPAMBlock{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: allocator.BlockName(b.CIDR), ResourceVersion: b.Version,
-			Annotations: map[string]string{policy.AnnotationBlockCIDR: b.CIDR.String(), policy.AnnotationBlockNode: b.Node},
+			Annotations: map[string]string{v1alpha1.AnnotationBlockCIDR: b.CIDR.String(), v1alpha1.AnnotationBlockNode: b.Node},
 		},
 		Spec: v1alpha1.IPAMBlockSpec{
 			CIDR:      b.CIDR.String(),

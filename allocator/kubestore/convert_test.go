@@ -22,7 +22,7 @@ import (
 // of the block (a cursor or slot past its end, a negative one), hand out a
 // reserved address, or let a slot be taken twice.
 func TestBlockFromAPIRefusesWhatItCannotTrust(t *testing.T) {
-	pool := allocator.Pool{Pool: policy.Pool{Name: "p", CIDR: netip.MustParsePrefix("198.51.100.0/24")}, BlockSize: 28}
+	pool := allocator.Range{Pool: "p", CIDR: netip.MustParsePrefix("198.51.100.0/24"), BlockSize: 28}
 	good := func() *v1alpha1.IPAMBlock {
 		b := allocator.NewBlock(pool, netip.MustParsePrefix("198.51.100.16/28"), "node-a")
 		for _, c := range []string{"c-1", "c-2"} {
@@ -80,18 +80,21 @@ func TestInvalidPoolIsReportedAsInvalid(t *testing.T) {
 		}},
 	}}
 	got := kubestore.FromIPPools(items)
-	if len(got) != 1 || got[0].Name != "broken" || got[0].Invalid == nil {
-		t.Fatalf("FromIPPools = %+v, want the pool, marked invalid", got)
+	if p, ok := got.Index.Lookup("broken"); !ok || p.Invalid == nil {
+		t.Fatalf("FromIPPools = %+v, want the pool, marked invalid", got.Index.All())
 	}
-	pod := allocator.PodFacts{
-		Pod: allocator.PodRef{Namespace: "payments", Name: "api"},
+	if _, ok := got.Ranges["broken"]; ok {
+		t.Errorf("an invalid pool has a range to allocate from: %+v", got.Ranges)
+	}
+	pod := policy.PodFacts{
+		Namespace: "payments", Name: "api",
 		Annotations: map[string]string{
 			policy.AnnotationIPv4Pools:  `["broken"]`,
 			policy.AnnotationProvenance: policy.Provenance{IPv4: policy.SourcePod, IPv6: policy.SourceDefault}.String(),
 		},
 	}
-	_, err := allocator.Choose(pod, got, allocator.FailSafeRefuse)
+	_, err := policy.ChoosePools(pod, got.Index, policy.FailSafeRefuse)
 	if !errors.Is(err, policy.ErrInvalidPool) || errors.Is(err, policy.ErrUnknownPool) || !strings.Contains(err.Error(), "namespaceSelector") {
-		t.Errorf("Choose = %v; want the pool reported invalid, with its selector's error", err)
+		t.Errorf("ChoosePools = %v; want the pool reported invalid, with its selector's error", err)
 	}
 }

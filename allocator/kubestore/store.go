@@ -106,11 +106,11 @@ func (s Store) ClaimedBlocks(ctx context.Context, pool string) (map[netip.Prefix
 	}
 	out := make(map[netip.Prefix]string, len(list.Items))
 	for _, o := range list.Items {
-		cidr, err := netip.ParsePrefix(o.Annotations[policy.AnnotationBlockCIDR])
+		cidr, err := netip.ParsePrefix(o.Annotations[v1alpha1.AnnotationBlockCIDR])
 		if err != nil {
 			return s.claimedFromFull(ctx, pool)
 		}
-		out[cidr] = o.Annotations[policy.AnnotationBlockNode]
+		out[cidr] = o.Annotations[v1alpha1.AnnotationBlockNode]
 	}
 	return out, nil
 }
@@ -200,10 +200,10 @@ func (s Store) MarkPoolInUse(ctx context.Context, pool string) error {
 		if p.DeletionTimestamp != nil {
 			return fmt.Errorf("%w: pool %q is being deleted and hands out no new addresses", policy.ErrDisabledPool, pool)
 		}
-		if slices.Contains(p.Finalizers, policy.FinalizerAllocations) {
+		if slices.Contains(p.Finalizers, apiv1alpha1.FinalizerAllocations) {
 			return nil
 		}
-		p.Finalizers = append(p.Finalizers, policy.FinalizerAllocations)
+		p.Finalizers = append(p.Finalizers, apiv1alpha1.FinalizerAllocations)
 		err := s.Client.Update(ctx, IPPools, pool, &p)
 		if err == nil || !apierrors.IsConflict(err) {
 			return wrap(err, "IPPool", pool)
@@ -212,30 +212,66 @@ func (s Store) MarkPoolInUse(ctx context.Context, pool string) error {
 	return fmt.Errorf("%w: IPPool %s: finalizer", allocator.ErrBusy, pool)
 }
 
-// Pools reads every IPPool as the allocator sees it. Pools that could never
-// pass validation are left out, so naming one reads as unknown. With
-// cached, the API server answers from its watch cache (cheaper, possibly a
-// moment behind; callers re-read without it before refusing a pod).
-func (s Store) Pools(ctx context.Context, cached bool) ([]allocator.Pool, error) {
+// Pools reads every IPPool. With cached, the API server answers from its
+// watch cache (cheaper, possibly a moment behind; callers re-read without
+// it before refusing a pod).
+func (s Store) Pools(ctx context.Context, cached bool) (PoolSet, error) {
 	var list apiv1alpha1.IPPoolList
 	if err := s.Client.List(ctx, IPPools, ReadOpts{Cached: cached}, &list); err != nil {
-		return nil, wrap(err, "IPPools", "")
+		return PoolSet{}, wrap(err, "IPPools", "")
 	}
 	return FromIPPools(list.Items), nil
 }
 
-// FromIPPools converts IPPools to the allocator's pools.
-func FromIPPools(items []apiv1alpha1.IPPool) []allocator.Pool {
-	out := make([]allocator.Pool, 0, len(items))
+// PoolSet is the cluster's IPPools as a node reads them, each seen two
+// ways under its one name: as the policy's pool (which pods may use it:
+// policy.ChoosePools decides on the Index) and as the allocator's range
+// (how it is cut into blocks: Wants turns the choice into the allocator's
+// request).
+type PoolSet struct {
+	Index  *policy.Index
+	Ranges map[string]allocator.Range
+}
+
+// FromIPPools converts IPPools. An invalid pool is kept, marked Invalid,
+// so that a pod naming it is refused for that reason, not as unknown; it
+// has no range.
+func FromIPPools(items []apiv1alpha1.IPPool) PoolSet {
+	ps := make([]policy.Pool, 0, len(items))
+	ranges := make(map[string]allocator.Range, len(items))
 	for i := range items {
-		// An invalid pool is kept, marked Invalid: the plugin reports a
-		// pod naming it as refused for that reason, not as unknown.
-		pp, _ := pools.FromIPPool(&items[i])
-		out = append(out, allocator.Pool{
-			Pool:      pp,
-			BlockSize: int(items[i].Spec.BlockSize),
-			InUse:     slices.Contains(items[i].Finalizers, policy.FinalizerAllocations),
-		})
+		p, err := pools.FromIPPool(&items[i])
+		ps = append(ps, p)
+		if err != nil {
+			continue
+		}
+		ranges[p.Name] = RangeOf(p, items[i].Spec.BlockSize, slices.Contains(items[i].Finalizers, apiv1alpha1.FinalizerAllocations))
+	}
+	return PoolSet{Index: policy.NewIndex(ps), Ranges: ranges}
+}
+
+// RangeOf is a pool's range as the allocator cuts it: blocks of the
+// IPPool's blockSize, or of its family's default when it names none.
+func RangeOf(p policy.Pool, blockSize int32, inUse bool) allocator.Range {
+	bits := int(blockSize)
+	if bits == 0 {
+		bits = policy.DefaultBlockSize(p.Family())
+	}
+	return allocator.Range{Pool: p.Name, CIDR: p.CIDR, BlockSize: bits, InUse: inUse}
+}
+
+// Wants turns the pools policy chose for a pod into the allocator's
+// request, one Want per family, each pool as its range.
+func (s PoolSet) Wants(choices []policy.Choice) []allocator.Want {
+	out := make([]allocator.Want, 0, len(choices))
+	for _, c := range choices {
+		w := allocator.Want{Ranges: make([]allocator.Range, 0, len(c.Pools))}
+		for _, p := range c.Pools {
+			if r, ok := s.Ranges[p.Name]; ok {
+				w.Ranges = append(w.Ranges, r)
+			}
+		}
+		out = append(out, w)
 	}
 	return out
 }

@@ -21,7 +21,6 @@ import (
 	"poolguard.dev/poolguard/allocator/kubestore"
 	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
-	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/test/harness"
 )
 
@@ -54,14 +53,13 @@ func newStore(t *testing.T) (kubestore.Store, client.Client) {
 	return kubestore.Store{Client: lean}, c
 }
 
-func createPool(t *testing.T, c client.Client, name, cidr string, blockSize int32) allocator.Pool {
+func createPool(t *testing.T, c client.Client, name, cidr string, blockSize int32) allocator.Range {
 	t.Helper()
 	p := &apiv1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: apiv1alpha1.IPPoolSpec{CIDR: cidr, BlockSize: blockSize}}
 	if err := c.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	ps := kubestore.FromIPPools([]apiv1alpha1.IPPool{*p})
-	return ps[0]
+	return kubestore.FromIPPools([]apiv1alpha1.IPPool{*p}).Ranges[name]
 }
 
 // TestKubeStoreConcurrentFill runs the allocation engine from 16 simulated
@@ -85,7 +83,7 @@ func TestKubeStoreConcurrentFill(t *testing.T) {
 				defer wg.Done()
 				for i := 0; ; i++ {
 					cl, err := a.Assign(ctx, allocator.Request{ContainerID: fmt.Sprintf("%s-%d-%d", a.Node, w, i), IfName: "eth0",
-						Pod: allocator.PodRef{Namespace: "ns", Name: "p"}, Wants: []allocator.Want{{Family: policy.IPv4, Pools: []allocator.Pool{p}}}})
+						Pod: allocator.PodRef{Namespace: "ns", Name: "p"}, Wants: []allocator.Want{{Ranges: []allocator.Range{p}}}})
 					if errors.Is(err, allocator.ErrExhausted) {
 						return
 					}
@@ -130,7 +128,7 @@ func TestKubeStoreConcurrentFill(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKey{Name: "fill"}, &pool); err != nil {
 		t.Fatal(err)
 	}
-	if len(pool.Finalizers) != 1 || pool.Finalizers[0] != policy.FinalizerAllocations {
+	if len(pool.Finalizers) != 1 || pool.Finalizers[0] != apiv1alpha1.FinalizerAllocations {
 		t.Fatalf("finalizers %v", pool.Finalizers)
 	}
 }
@@ -144,7 +142,7 @@ func TestLargePools(t *testing.T) {
 	a := &allocator.Allocator{Store: st, Node: "large-node"}
 	for i := 0; i < 70; i++ {
 		cl, err := a.Assign(ctx, allocator.Request{ContainerID: fmt.Sprint("large-", i), IfName: "eth0",
-			Wants: []allocator.Want{{Family: policy.IPv4, Pools: []allocator.Pool{v4}}, {Family: policy.IPv6, Pools: []allocator.Pool{v6}}}})
+			Wants: []allocator.Want{{Ranges: []allocator.Range{v4}}, {Ranges: []allocator.Range{v6}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +167,7 @@ func TestLargePools(t *testing.T) {
 func TestLargestBlockFitsEtcd(t *testing.T) {
 	st, _ := newStore(t)
 	ctx := context.Background()
-	p := allocator.Pool{Pool: policy.Pool{Name: "huge", CIDR: netip.MustParsePrefix("2001:db8:ffff::/48")}, BlockSize: 116}
+	p := allocator.Range{Pool: "huge", CIDR: netip.MustParsePrefix("2001:db8:ffff::/48"), BlockSize: 116}
 	cidr, _ := p.BlockAt(big.NewInt(7))
 	b := allocator.NewBlock(p, cidr, "huge-node")
 	for i := 0; ; i++ {
@@ -253,8 +251,8 @@ func TestErrorsMapToSentinels(t *testing.T) {
 func TestClaimedBlocks(t *testing.T) {
 	st, _ := newStore(t)
 	ctx := context.Background()
-	p := allocator.Pool{Pool: policy.Pool{Name: "claimed", CIDR: netip.MustParsePrefix("203.0.113.0/26")}, BlockSize: 28}
-	other := allocator.Pool{Pool: policy.Pool{Name: "claimed-other", CIDR: netip.MustParsePrefix("203.0.113.64/26")}, BlockSize: 28}
+	p := allocator.Range{Pool: "claimed", CIDR: netip.MustParsePrefix("203.0.113.0/26"), BlockSize: 28}
+	other := allocator.Range{Pool: "claimed-other", CIDR: netip.MustParsePrefix("203.0.113.64/26"), BlockSize: 28}
 	want := map[netip.Prefix]string{}
 	for i, node := range []string{"node-a", "node-b", ""} {
 		cidr, _ := p.BlockAt(big.NewInt(int64(i)))

@@ -14,6 +14,12 @@ const (
 	// AssignmentManual pools are used only by pods (or namespaces) that name
 	// them: the mode for ranges a firewall trusts.
 	AssignmentManual AssignmentMode = "Manual"
+
+	// FinalizerAllocations holds an IPPool's deletion while addresses are
+	// allocated from it. The allocator adds it before the pool's first
+	// allocation; the garbage collector removes it when the last is gone.
+	// The webhook reads it as "in use".
+	FinalizerAllocations = "ipam.poolguard.dev/allocations"
 )
 
 // IPPoolSpec is what a security team declares about a range of addresses.

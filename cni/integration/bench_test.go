@@ -219,12 +219,7 @@ func fillOtherNodes(b *testing.B, tag string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var pool allocator.Pool
-	for _, p := range pools {
-		if p.Name == "bench-pool" {
-			pool = p
-		}
-	}
+	pool := pools.Ranges["bench-pool"]
 	var wg sync.WaitGroup
 	per := (n + 15) / 16
 	for node := 0; node < 16; node++ {
@@ -235,7 +230,7 @@ func fillOtherNodes(b *testing.B, tag string, n int) {
 			for i := 0; i < per; i++ {
 				_, err := a.Assign(context.Background(), allocator.Request{ContainerID: fmt.Sprintf("fill-%s-%d-%d", tag, node, i), IfName: "eth0",
 					Pod:   allocator.PodRef{Namespace: "bench", Name: fmt.Sprintf("fill-%s-%d-%d", tag, node, i)},
-					Wants: []allocator.Want{{Family: 4, Pools: []allocator.Pool{pool}}}})
+					Wants: []allocator.Want{{Ranges: []allocator.Range{pool}}}})
 				if err != nil {
 					b.Errorf("fill: %v", err)
 					return

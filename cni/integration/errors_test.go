@@ -7,9 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
 )
@@ -190,6 +194,49 @@ current-context: c
 		fresh := createPod(t, "errs", "fresh", "err-node", ann)
 		o := mustOK(t, do(t, call{Cmd: "ADD", ContainerID: "e12", Pod: fresh, Conf: conf}), "ADD")
 		inPool(t, o.Addrs()[0], "198.51.100.144/28")
+	})
+	t.Run("node not registered", func(t *testing.T) {
+		// The plugin's node name is not a Node's (it fell back to a host
+		// name that differs from the registered name): the ADD is
+		// refused as a configuration error saying what to set, and
+		// nothing is written under the bogus node.
+		const ghost = "err-node-unregistered"
+		pod := createPod(t, "errs", "unregistered", "err-node", frozen(nil))
+		c := conf
+		c.Node = ghost
+		ctr := "e-unregistered"
+		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: ctr, Pod: pod, Conf: c}), 7,
+			"errs/unregistered", `"`+ghost+`"`, "not registered", "ipam.nodeName", "kubectl get nodes")
+		ctx := context.Background()
+		id := allocator.ClaimID("k8s-pod-network", ctr, "eth0")
+		if err := kc.Get(ctx, client.ObjectKey{Name: id}, &v1alpha1.IPAMClaim{}); !apierrors.IsNotFound(err) {
+			t.Errorf("claim %s after the refused ADD: %v, want none", id, err)
+		}
+		if err := kc.Get(ctx, client.ObjectKey{Name: ghost}, &v1alpha1.IPAMAffinity{}); !apierrors.IsNotFound(err) {
+			t.Errorf("affinity of %s after the refused ADD: %v, want none", ghost, err)
+		}
+		var blocks v1alpha1.IPAMBlockList
+		if err := kc.List(ctx, &blocks); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range blocks.Items {
+			if b.Spec.Node == ghost {
+				t.Errorf("block %s claimed for %s", b.Name, ghost)
+			}
+			for _, a := range b.Spec.Allocations {
+				if a.Node == ghost || a.Claim == id {
+					t.Errorf("slot %d of block %s taken for %s (claim %s)", a.Slot, b.Name, a.Node, a.Claim)
+				}
+			}
+		}
+		// DEL never needs the Node: a runtime must be able to tear down.
+		mustOK(t, do(t, call{Cmd: "DEL", ContainerID: ctr, Pod: pod, Conf: c}), "DEL")
+		// A node that registers is served at once, though the watch
+		// cache may not have it yet.
+		createNode(t, ghost, nil)
+		o := mustOK(t, do(t, call{Cmd: "ADD", ContainerID: ctr, Pod: pod, Conf: c}), "ADD once the Node exists")
+		inPool(t, o.Addrs()[0], "203.0.113.0/26")
+		mustOK(t, do(t, call{Cmd: "DEL", ContainerID: ctr, Pod: pod, Conf: c}), "DEL")
 	})
 	t.Run("missing pod identity", func(t *testing.T) {
 		wantCode(t, do(t, call{Cmd: "ADD", ContainerID: "e10", Conf: conf}), 4, "K8S_POD_NAMESPACE")

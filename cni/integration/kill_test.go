@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"net/http"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/controller"
 	"poolguard.dev/poolguard/allocator/kubestore"
 	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
@@ -33,9 +35,12 @@ const (
 // TestSIGKILLThenGC kills plugin processes with SIGKILL at random points of
 // their ADD. Then, as kubelet would, half of the killed pods are retried
 // and the other half deleted; a quarter of the completed pods are deleted
-// without a DEL (a lost DEL). The garbage collector then runs; in the end
-// every address is held by exactly one live pod, each live pod holds
-// exactly the address its last ADD printed, and nothing else is held.
+// without a DEL (a lost DEL). One more ADD is killed right after its block
+// write, so that there surely are slots naming a claim that was never
+// written. The garbage collector then runs: it must free every such slot
+// (the test fails if there were none to free); in the end every address is
+// held by exactly one live pod, each live pod holds exactly the address its
+// last ADD printed, and nothing else is held.
 func TestSIGKILLThenGC(t *testing.T) {
 	const ns = "kill"
 	createNamespace(t, ns, nil)
@@ -116,26 +121,21 @@ func TestSIGKILLThenGC(t *testing.T) {
 		n++
 	}
 
-	// What the kills left behind: slots whose claim was never written.
-	var before v1alpha1.IPAMClaimList
-	if err := kc.List(context.Background(), &before); err != nil {
-		t.Fatal(err)
+	// One more ADD killed at a known point, so that the collector surely
+	// has work whatever the random kills left: after its block write, its
+	// claim's POST held back from the API server. Its pod is deleted
+	// without a DEL, as above.
+	sure := killAtClaimWrite(t, ns, nodes[0])
+	if _, ok := slotOf(t, "kill-pool", sure); !ok {
+		t.Fatalf("the ADD killed at its claim write left no slot naming its claim %s", sure)
 	}
-	// records: claim -> the addresses it records.
-	records := map[string]map[netip.Addr]bool{}
-	for _, c := range before.Items {
-		records[c.Name] = map[netip.Addr]bool{}
-		for _, a := range c.Spec.Addresses {
-			records[c.Name][netip.MustParseAddr(a.Address)] = true
-		}
+
+	// What the kills left behind, before the collector runs.
+	neverWritten, unrecorded := orphans(t, "kill-pool")
+	t.Logf("before garbage collection: %d slots name a claim that was never written (ADDs killed between the block write and the claim write, one of them on purpose), %d a claim that records other addresses (killed, retried, and the retry took a slot elsewhere)", neverWritten, unrecorded)
+	if neverWritten == 0 {
+		t.Fatal("no slot names a claim that does not exist, not even that of the ADD killed at its claim write: the collector has nothing to free")
 	}
-	orphans := 0
-	for addr, holder := range poolState(t, "kill-pool") {
-		if !records[holder][addr] {
-			orphans++
-		}
-	}
-	t.Logf("before garbage collection: %d slots no claim records (ADDs killed between the block write and the claim write; some retried, taking a slot elsewhere)", orphans)
 
 	// The collector: first with a long grace period (frees nothing), then
 	// with none.
@@ -153,8 +153,14 @@ func TestSIGKILLThenGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("garbage collection: %+v", rep)
-	if rep.SlotsReleased != orphans {
-		t.Errorf("freed %d slots no claim records, %d existed", rep.SlotsReleased, orphans)
+	if rep.SlotsReleased != neverWritten+unrecorded {
+		t.Errorf("freed %d slots no claim records, %d existed", rep.SlotsReleased, neverWritten+unrecorded)
+	}
+	if addr, ok := slotOf(t, "kill-pool", sure); ok {
+		t.Errorf("after garbage collection %s is still held by %s, the claim the ADD killed at its claim write never wrote", addr, sure)
+	}
+	if n, u := orphans(t, "kill-pool"); n+u != 0 {
+		t.Errorf("after garbage collection %d slots still name a claim that does not exist and %d a claim that does not record them (before: %d and %d)", n, u, neverWritten, unrecorded)
 	}
 
 	// Every held address belongs to a live pod's claim, and is exactly the
@@ -194,4 +200,79 @@ func TestSIGKILLThenGC(t *testing.T) {
 		}
 		seen[a] = true
 	}
+}
+
+// slotOf returns the address a claim holds in the pool, if any.
+func slotOf(t *testing.T, pool, claim string) (netip.Addr, bool) {
+	t.Helper()
+	for addr, holder := range poolState(t, pool) {
+		if holder == claim {
+			return addr, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// orphans counts the pool's slots that name a claim that does not exist
+// (never written) and those whose claim exists but does not record them.
+func orphans(t *testing.T, pool string) (neverWritten, unrecorded int) {
+	t.Helper()
+	var claims v1alpha1.IPAMClaimList
+	if err := kc.List(context.Background(), &claims); err != nil {
+		t.Fatal(err)
+	}
+	// records: claim -> the addresses it records.
+	records := map[string]map[netip.Addr]bool{}
+	for _, c := range claims.Items {
+		records[c.Name] = map[netip.Addr]bool{}
+		for _, a := range c.Spec.Addresses {
+			records[c.Name][netip.MustParseAddr(a.Address)] = true
+		}
+	}
+	for addr, holder := range poolState(t, pool) {
+		rec, exists := records[holder]
+		switch {
+		case !exists:
+			neverWritten++
+		case !rec[addr]:
+			unrecorded++
+		}
+	}
+	return neverWritten, unrecorded
+}
+
+// killAtClaimWrite runs an ADD for a new pod on node through an API proxy
+// that holds back the claim's POST, kills the plugin with SIGKILL once the
+// POST has reached the proxy (its block write is done), and deletes the
+// pod: it leaves a slot naming a claim that was never written. It returns
+// that claim's name.
+func killAtClaimWrite(t *testing.T, ns, node string) string {
+	t.Helper()
+	proxy := startAPIProxy(t)
+	pod := createPod(t, ns, "k-at-claim-write", node, frozen([]string{"kill-pool"}))
+	proxy.holdNext(func(r *http.Request) bool {
+		return r.Method == http.MethodPost && resourceOf(r.URL.Path) == "ipamclaims"
+	})
+	c := call{Cmd: "ADD", ContainerID: pod.Name, Pod: pod, Conf: netConf{Node: node, Kubeconfig: proxy.Kubeconfig}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := c.command(ctx)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-proxy.held:
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+	case err := <-exited:
+		t.Fatalf("ADD %s ended (%v) without POSTing its claim: %s; requests: %s", pod.Name, err, out.Bytes(), describe(proxy.requests()))
+	}
+	if err := kc.Delete(context.Background(), pod, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	return allocator.ClaimID(networkName, pod.Name, "eth0")
 }

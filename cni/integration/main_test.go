@@ -93,10 +93,14 @@ func writeKubeconfig(te *envtest.Environment, dir string) (string, error) {
 	return p, os.WriteFile(p, b, 0o600)
 }
 
+// networkName is the CNI network's name in netConf (part of a claim's ID).
+const networkName = "k8s-pod-network"
+
 // netConf renders the network configuration the runtime would pass.
 type netConf struct {
 	Node        string
 	Kubeconfig  string // default: the test's
+	LockDir     string // default: the test's
 	FailSafe    string
 	Annotations map[string]string // runtimeConfig pod annotations
 	PrevResult  json.RawMessage
@@ -109,13 +113,16 @@ func (n netConf) JSON() []byte {
 	if n.Kubeconfig != "" {
 		ipam["kubeconfig"] = n.Kubeconfig
 	}
+	if n.LockDir != "" {
+		ipam["lockDir"] = n.LockDir
+	}
 	if n.FailSafe != "" {
 		ipam["failSafe"] = n.FailSafe
 	}
 	if n.Timeout != "" {
 		ipam["timeout"] = n.Timeout
 	}
-	c := map[string]any{"cniVersion": "1.1.0", "name": "k8s-pod-network", "type": "poolguard-ipam", "ipam": ipam}
+	c := map[string]any{"cniVersion": "1.1.0", "name": networkName, "type": "poolguard-ipam", "ipam": ipam}
 	if n.Annotations != nil {
 		c["runtimeConfig"] = map[string]any{"io.kubernetes.cri.pod-annotations": n.Annotations}
 	}

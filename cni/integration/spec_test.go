@@ -44,7 +44,7 @@ func TestCNIVerbs(t *testing.T) {
 	if err := kc.Get(context.Background(), client.ObjectKey{Name: "verbs-pool"}, &pool); err != nil {
 		t.Fatal(err)
 	}
-	if len(pool.Finalizers) == 0 || pool.Finalizers[0] != policy.FinalizerAllocations {
+	if len(pool.Finalizers) == 0 || pool.Finalizers[0] != apiv1alpha1.FinalizerAllocations {
 		t.Fatalf("pool has no allocations finalizer after ADD: %v", pool.Finalizers)
 	}
 

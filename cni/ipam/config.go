@@ -10,13 +10,25 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/policy"
 )
 
 // Defaults of the plugin's configuration.
 const (
 	DefaultTimeout  = 30 * time.Second
-	DefaultFailSafe = allocator.FailSafeDefaults
+	DefaultFailSafe = policy.FailSafeDefaults
+	// GracePeriodPerTimeout is how many plugin timeouts the garbage
+	// collector's grace period must hold at least (ipam.gcGracePeriod).
+	// The collector frees a slot no claim records once it has seen it so
+	// for the grace period, and an ADD writes its claim after its slots.
+	// One timeout is not enough: an ADD that timed out leaves its slots
+	// unclaimed, and the runtime's retry of the same attachment reuses
+	// them (same claim, same sequence numbers, so the collector's clock on
+	// them keeps running) and may take a whole timeout again before it
+	// writes the claim. Two timeouts cover an ADD and its retry; the
+	// chart (allocator.gc.gracePeriod, cni.timeout) and the collector's
+	// minimum (--gc-grace-period) apply the same rule.
+	GracePeriodPerTimeout = 2
 	// PodAnnotationsCapability is the runtimeConfig key under which
 	// containerd passes the pod's annotations (capability
 	// "io.kubernetes.cri.pod-annotations"); when present the plugin uses
@@ -35,6 +47,7 @@ var ErrBadConfig = errors.New("invalid plugin configuration")
 //	  "nodeName": "worker-1",
 //	  "failSafe": "defaults",
 //	  "timeout": "30s",
+//	  "gcGracePeriod": "5m",
 //	  "lockDir": "/run/poolguard-ipam",
 //	  "routes": [{"dst": "169.254.1.1/32", "scope": 253},
 //	             {"dst": "0.0.0.0/0", "gw": "169.254.1.1"}]
@@ -49,9 +62,16 @@ type IPAMConfig struct {
 	// FailSafe is what a pod without poolguard's provenance annotation
 	// gets: "defaults" (unrestricted Automatic pools only, the default) or
 	// "refuse".
-	FailSafe allocator.FailSafe `json:"failSafe,omitempty"`
+	FailSafe policy.FailSafe `json:"failSafe,omitempty"`
 	// Timeout bounds one plugin call, as a Go duration. Default 30s.
 	Timeout string `json:"timeout,omitempty"`
+	// GCGracePeriod is the grace period of the garbage collector the
+	// plugin runs under (the webhook's --gc-grace-period; the chart
+	// renders it from allocator.gc.gracePeriod), as a Go duration. When
+	// set, a Timeout above half of it is refused: the collector could
+	// free the slots of an ADD still running. Absent: no check (the
+	// plugin cannot know the collector's setting).
+	GCGracePeriod string `json:"gcGracePeriod,omitempty"`
 	// LockDir holds the node-local lock that queues this node's plugin
 	// processes for their block. Default /run/poolguard-ipam.
 	LockDir string `json:"lockDir,omitempty"`
@@ -78,10 +98,14 @@ type RuntimeConfig struct {
 
 // Config is the validated configuration.
 type Config struct {
-	Net            NetConf
-	Kubeconfig     string
-	Node           string
-	FailSafe       allocator.FailSafe
+	Net        NetConf
+	Kubeconfig string
+	Node       string
+	// NodeFrom says where Node came from (ipam.nodeName, an environment
+	// variable or the host name), for the error that the API server does
+	// not know it.
+	NodeFrom       string
+	FailSafe       policy.FailSafe
 	Timeout        time.Duration
 	PodAnnotations map[string]string
 	LockDir        string
@@ -108,7 +132,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	switch c.FailSafe {
 	case "":
 		c.FailSafe = DefaultFailSafe
-	case allocator.FailSafeDefaults, allocator.FailSafeRefuse:
+	case policy.FailSafeDefaults, policy.FailSafeRefuse:
 	default:
 		return nil, fmt.Errorf(`%w: ipam.failSafe is %q; use "defaults" or "refuse"`, ErrBadConfig, c.FailSafe)
 	}
@@ -119,10 +143,13 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		c.Timeout = d
 	}
-	c.Node = n.IPAM.NodeName
+	if err := checkGracePeriod(n.IPAM, c.Timeout); err != nil {
+		return nil, err
+	}
+	c.Node, c.NodeFrom = n.IPAM.NodeName, "ipam.nodeName"
 	for _, k := range []string{"NODENAME", "KUBERNETES_NODE_NAME"} {
 		if c.Node == "" {
-			c.Node = getenv(k)
+			c.Node, c.NodeFrom = getenv(k), "$"+k
 		}
 	}
 	if c.Node == "" {
@@ -130,7 +157,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: no ipam.nodeName and no host name: %w", ErrBadConfig, err)
 		}
-		c.Node = h
+		c.Node, c.NodeFrom = h, "the host name"
 	}
 	if msgs := validation.IsDNS1123Subdomain(c.Node); len(msgs) > 0 {
 		return nil, fmt.Errorf("%w: node name %q: %s", ErrBadConfig, c.Node, msgs[0])
@@ -148,4 +175,27 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.PodAnnotations = n.RuntimeConfig.PodAnnotations
 	}
 	return c, nil
+}
+
+// checkGracePeriod refuses a timeout the garbage collector's grace period
+// (ipam.gcGracePeriod, when given) does not hold GracePeriodPerTimeout
+// times: see GracePeriodPerTimeout.
+func checkGracePeriod(c IPAMConfig, timeout time.Duration) error {
+	if c.GCGracePeriod == "" {
+		return nil
+	}
+	grace, err := time.ParseDuration(c.GCGracePeriod)
+	if err != nil || grace <= 0 {
+		return fmt.Errorf("%w: ipam.gcGracePeriod %q is not a positive duration such as 5m", ErrBadConfig, c.GCGracePeriod)
+	}
+	if timeout <= grace/GracePeriodPerTimeout {
+		return nil
+	}
+	which := fmt.Sprintf("ipam.timeout %s", timeout)
+	if c.Timeout == "" {
+		which = fmt.Sprintf("ipam.timeout (default %s)", timeout)
+	}
+	return fmt.Errorf("%w: %s is more than half of ipam.gcGracePeriod %s, the garbage collector's grace period: the collector could free the addresses of an ADD still running, or of its retry; "+
+		"lower ipam.timeout to at most %s or raise the grace period (the webhook's --gc-grace-period, chart value allocator.gc.gracePeriod) to at least %s",
+		ErrBadConfig, which, grace, grace/GracePeriodPerTimeout, timeout*GracePeriodPerTimeout)
 }

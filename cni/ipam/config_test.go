@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/policy"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -25,11 +27,11 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Node != "env-node" || c.Timeout != 5*time.Second || c.FailSafe != allocator.FailSafeRefuse || c.PodAnnotations["a"] != "b" || c.Net.Name != "k8s" {
+	if c.Node != "env-node" || c.Timeout != 5*time.Second || c.FailSafe != policy.FailSafeRefuse || c.PodAnnotations["a"] != "b" || c.Net.Name != "k8s" {
 		t.Fatalf("%+v", c)
 	}
 	c, err = ParseConfig([]byte(`{"cniVersion":"1.1.0","name":"k8s","ipam":{"kubeconfig":"/k","nodeName":"n1"}}`))
-	if err != nil || c.Node != "n1" || c.FailSafe != allocator.FailSafeDefaults || c.Timeout != DefaultTimeout {
+	if err != nil || c.Node != "n1" || c.FailSafe != policy.FailSafeDefaults || c.Timeout != DefaultTimeout {
 		t.Fatalf("%+v %v", c, err)
 	}
 	for _, bad := range []string{
@@ -104,12 +106,93 @@ func TestCodes(t *testing.T) {
 		{allocator.ErrExhausted, 11},
 		{allocator.ErrUnavailable, 11},
 		{allocator.ErrBusy, 11},
-		{allocator.ErrNoPool, CodePoolRefused},
-		{allocator.ErrNotFrozen, CodeNotFrozen},
+		{policy.ErrNoPool, CodePoolRefused},
+		{policy.ErrNotFrozen, CodeNotFrozen},
+		{fmt.Errorf("pod ns/p: %w: no Node is named \"x\"", ErrNodeNotRegistered), 7},
 		{errors.New("x"), 999},
 	} {
 		if got := codeFor(tc.err); got != tc.code {
 			t.Errorf("%v: code %d, want %d", tc.err, got, tc.code)
+		}
+	}
+}
+
+// TestParseConfigGracePeriod: with the garbage collector's grace period
+// (ipam.gcGracePeriod) given, a timeout above half of it is refused, with
+// both fields and the values that would do; without it, nothing is
+// checked.
+func TestParseConfigGracePeriod(t *testing.T) {
+	for _, tc := range []struct {
+		name, ipam string
+		want       []string // empty: accepted
+	}{
+		{"no grace period: no check", `"timeout":"10m"`, nil},
+		{"default timeout under the default grace", `"gcGracePeriod":"5m"`, nil},
+		{"exactly half", `"timeout":"30s","gcGracePeriod":"1m"`, nil},
+		{"compound durations", `"timeout":"45s","gcGracePeriod":"1m30s"`, nil},
+		{"a short timeout under a short grace", `"timeout":"5s","gcGracePeriod":"10s"`, nil},
+		{"just above half", `"timeout":"30001ms","gcGracePeriod":"1m"`,
+			[]string{"ipam.timeout 30.001s is more than half of ipam.gcGracePeriod 1m0s", "at most 30s", "at least 1m0.002s"}},
+		{"the default timeout above half", `"gcGracePeriod":"45s"`,
+			[]string{"ipam.timeout (default 30s)", "ipam.gcGracePeriod 45s", "at most 22.5s", "allocator.gc.gracePeriod", "--gc-grace-period"}},
+		{"timeout above the grace period", `"timeout":"10m","gcGracePeriod":"5m"`, []string{"ipam.timeout 10m0s", "ipam.gcGracePeriod 5m0s"}},
+		{"grace period no duration", `"gcGracePeriod":"5"`, []string{`ipam.gcGracePeriod "5"`, "not a positive duration"}},
+		{"grace period zero", `"gcGracePeriod":"0s"`, []string{`ipam.gcGracePeriod "0s"`}},
+		{"grace period negative", `"gcGracePeriod":"-5m"`, []string{`ipam.gcGracePeriod "-5m"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(`{"cniVersion":"1.1.0","name":"k8s","ipam":{"kubeconfig":"/k","nodeName":"n1",` + tc.ipam + `}}`))
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if c.Timeout <= 0 {
+					t.Fatalf("timeout %s", c.Timeout)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBadConfig) {
+				t.Fatalf("error %v, want ErrBadConfig", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q: %v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestNodeFrom: the configuration says where the node name came from, for
+// the error that names a node the API server does not know.
+func TestNodeFrom(t *testing.T) {
+	env := map[string]string{}
+	getenv = func(k string) string { return env[k] }
+	defer func() { getenv = os.Getenv }()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name:", err)
+	}
+	for _, tc := range []struct {
+		nodeName       string
+		env            map[string]string
+		want, wantFrom string
+	}{
+		{"n1", map[string]string{"NODENAME": "n2"}, "n1", "ipam.nodeName"},
+		{"", map[string]string{"NODENAME": "n2", "KUBERNETES_NODE_NAME": "n3"}, "n2", "$NODENAME"},
+		{"", map[string]string{"KUBERNETES_NODE_NAME": "n3"}, "n3", "$KUBERNETES_NODE_NAME"},
+		{"", nil, host, "the host name"},
+	} {
+		env = tc.env
+		c, err := ParseConfig([]byte(`{"ipam":{"kubeconfig":"/k","nodeName":"` + tc.nodeName + `"}}`))
+		if err != nil {
+			if tc.wantFrom == "the host name" {
+				t.Skipf("the host name %q is no node name: %v", host, err)
+			}
+			t.Fatal(err)
+		}
+		if c.Node != tc.want || c.NodeFrom != tc.wantFrom {
+			t.Errorf("nodeName %q, env %v: node %q from %q, want %q from %q", tc.nodeName, tc.env, c.Node, c.NodeFrom, tc.want, tc.wantFrom)
 		}
 	}
 }

@@ -10,6 +10,13 @@ import (
 	"poolguard.dev/poolguard/policy"
 )
 
+// ErrNodeNotRegistered: the API server has no Node of the plugin's node
+// name (CNI code 7, invalid configuration). Almost always ipam.nodeName
+// left to the host name where the Node is registered under another name;
+// allocating anyway would record the pod's addresses under a node that
+// does not exist.
+var ErrNodeNotRegistered = errors.New("node not registered with the API server")
+
 // poolguard's own CNI error codes (100 and up are plugin-specific).
 const (
 	// CodePoolRefused: the pod's pools cannot serve it (unknown, wrong
@@ -34,7 +41,10 @@ const (
 // carry several reasons, and one that retrying cannot fix wins.
 func codeFor(err error) uint {
 	switch {
-	case errors.Is(err, ErrBadConfig):
+	// A node name the API server does not know is a configuration error:
+	// ipam.nodeName (or the host name it defaults to) is wrong, and no
+	// retry fixes it.
+	case errors.Is(err, ErrBadConfig), errors.Is(err, ErrNodeNotRegistered):
 		return types.ErrInvalidNetworkConfig
 	case errors.Is(err, ErrBadArgs):
 		return types.ErrInvalidEnvironmentVariables
@@ -44,13 +54,13 @@ func codeFor(err error) uint {
 		return types.ErrTryAgainLater
 	case errors.Is(err, allocator.ErrRefused):
 		return CodeCredentialRefused
-	case errors.Is(err, allocator.ErrNotFrozen):
+	case errors.Is(err, policy.ErrNotFrozen):
 		return CodeNotFrozen
 	case errors.Is(err, allocator.ErrMismatch):
 		return CodeMismatch
 	case errors.Is(err, policy.ErrUnknownPool), errors.Is(err, policy.ErrInvalidPool), errors.Is(err, policy.ErrWrongFamily),
 		errors.Is(err, policy.ErrForbiddenPool), errors.Is(err, policy.ErrNodeNotAllowed),
-		errors.Is(err, policy.ErrMalformed), errors.Is(err, policy.ErrPoolChanged), errors.Is(err, allocator.ErrNoPool):
+		errors.Is(err, policy.ErrMalformed), errors.Is(err, policy.ErrPoolChanged), errors.Is(err, policy.ErrNoPool):
 		return CodePoolRefused
 	// Retrying helps: addresses are freed as pods go, a disabled pool may
 	// be enabled again, the API server comes back, contention passes.

@@ -11,6 +11,7 @@ import (
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore"
+	"poolguard.dev/poolguard/policy"
 )
 
 // ErrPodGone: the pod does not exist or was replaced by another of the same
@@ -19,8 +20,8 @@ var ErrPodGone = errors.New("pod not found")
 
 // facts is everything an ADD reads before it writes.
 type facts struct {
-	pod      allocator.PodFacts
-	pools    []allocator.Pool
+	pod      policy.PodFacts
+	pools    kubestore.PoolSet
 	affinity *allocator.Affinity
 }
 
@@ -39,7 +40,7 @@ var cachedMeta = kubestore.ReadOpts{Cached: true, MetadataOnly: true}
 func readFacts(ctx context.Context, cache *blockCache, cfg *Config, pod allocator.PodRef) (facts, error) {
 	c := cache.Client
 	var (
-		f    = facts{pod: allocator.PodFacts{Pod: pod, Node: cfg.Node}}
+		f    = facts{pod: policy.PodFacts{Namespace: pod.Namespace, Name: pod.Name, Node: cfg.Node}}
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
@@ -66,7 +67,7 @@ func readFacts(ctx context.Context, cache *blockCache, cfg *Config, pod allocato
 			opts := cachedMeta
 			opts.Namespace = pod.Namespace
 			err := c.Get(ctx, kubestore.Pods, pod.Name, opts, &p)
-			if apierrors.IsNotFound(err) || (err == nil && !allocator.IsThePod(string(p.UID), p.Annotations, pod.UID)) {
+			if apierrors.IsNotFound(err) || (err == nil && !policy.IsThePod(string(p.UID), p.Annotations, pod.UID)) {
 				// The watch cache may be a moment behind a pod just
 				// created: ask etcd before calling the pod gone.
 				opts.Cached = false
@@ -78,7 +79,7 @@ func readFacts(ctx context.Context, cache *blockCache, cfg *Config, pod allocato
 			if err != nil {
 				return kubeErr(err, "reading pod "+pod.String())
 			}
-			if !allocator.IsThePod(string(p.UID), p.Annotations, pod.UID) {
+			if !policy.IsThePod(string(p.UID), p.Annotations, pod.UID) {
 				return fmt.Errorf("%w: pod %s has UID %s, the runtime asked for UID %s (the pod was deleted and recreated)", ErrPodGone, pod, p.UID, pod.UID)
 			}
 			f.pod.Annotations = p.Annotations
@@ -96,10 +97,24 @@ func readFacts(ctx context.Context, cache *blockCache, cfg *Config, pod allocato
 	})
 	run(func() error {
 		var n metav1.PartialObjectMetadata
-		err := c.Get(ctx, kubestore.Nodes, cfg.Node, cachedMeta, &n)
-		// A node unknown to the API server has no labels: pools with a
-		// nodeSelector will not match it, which is the safe reading.
-		if err != nil && !apierrors.IsNotFound(err) {
+		opts := cachedMeta
+		err := c.Get(ctx, kubestore.Nodes, cfg.Node, opts, &n)
+		if apierrors.IsNotFound(err) {
+			// The watch cache may be a moment behind a node that has
+			// just registered: ask etcd before refusing it.
+			opts.Cached = false
+			err = c.Get(ctx, kubestore.Nodes, cfg.Node, opts, &n)
+		}
+		if apierrors.IsNotFound(err) {
+			// Almost always a plugin that took its node name from the
+			// host name, which need not be the Node's name. Allocating
+			// anyway would record the addresses under a node that does
+			// not exist: pools' nodeSelectors would judge the pod by no
+			// labels, and its blocks would look like a deleted node's.
+			return fmt.Errorf(`%w: no Node is named %q (the plugin's node name, taken from %s); set ipam.nodeName in the plugin's network configuration to this node's name as "kubectl get nodes" shows it (when the chart writes the network configuration, value cni.networkConfig, its installer fills ipam.nodeName in)`,
+				ErrNodeNotRegistered, cfg.Node, cfg.NodeFrom)
+		}
+		if err != nil {
 			return kubeErr(err, "reading node "+cfg.Node)
 		}
 		f.pod.NodeLabels = n.Labels

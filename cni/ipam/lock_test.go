@@ -2,13 +2,19 @@ package ipam
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestNodeLock: a second holder waits for the first; a context ends the
@@ -53,37 +59,44 @@ func TestNodeLock(t *testing.T) {
 // TestNodeLockIsFirstComeFirstServed: waiters get the lock in the order
 // they asked for it, not in the order the kernel wakes them.
 func TestNodeLockIsFirstComeFirstServed(t *testing.T) {
-	lock := nodeLock(t.TempDir(), "n", "pid 4", func(string, ...any) {})
-	first, err := lock(context.Background())
+	dir := t.TempDir()
+	q := filepath.Join(dir, "n", "queue")
+	first, err := nodeLock(dir, "n", "pid 4", func(string, ...any) {})(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	const n = 20
 	var (
-		mu    sync.Mutex
-		order []int
-		wg    sync.WaitGroup
+		mu       sync.Mutex
+		order    []int
+		released atomic.Bool // the first holder has let go
+		wg       sync.WaitGroup
 	)
 	for i := range n {
+		who := fmt.Sprintf("waiter %d", i)
+		lock := nodeLock(dir, "n", who, func(string, ...any) {})
 		wg.Add(1)
-		queued := make(chan struct{})
 		go func() {
 			defer wg.Done()
-			// The ticket is taken before lock blocks; wait for this
-			// waiter to be queued before starting the next.
-			go func() { time.Sleep(20 * time.Millisecond); close(queued) }()
 			unlock, err := lock(context.Background())
 			if err != nil {
 				t.Error(err)
 				return
+			}
+			if !released.Load() {
+				t.Errorf("%s got the lock while the first holder held it", who)
 			}
 			mu.Lock()
 			order = append(order, i)
 			mu.Unlock()
 			unlock()
 		}()
-		<-queued
+		// Waiter i has asked once it has taken its ticket, i+2 (the
+		// first holder has 1): wait for that before starting the next,
+		// so that they ask in the order 0..n-1.
+		waitForTicket(t, q, uint64(i+2), who)
 	}
+	released.Store(true)
 	first()
 	wg.Wait()
 	if !slices.IsSorted(order) || len(order) != n {
@@ -110,10 +123,14 @@ func TestNodeLockSurvivesADeadHolder(t *testing.T) {
 		}
 		got <- unlock
 	}()
+	// The waiter took the ticket after the holder's, and the kernel shows
+	// it blocked on the holder's flock: only now is "not yet" an answer.
+	waitForTicket(t, q, 2, "pid 5")
+	waitForBlockedFlock(t, filepath.Join(q, "1"))
 	select {
 	case <-got:
 		t.Fatal("got the lock while its holder lived")
-	case <-time.After(100 * time.Millisecond):
+	default:
 	}
 	mine.Close() // the holder dies
 	select {
@@ -130,4 +147,48 @@ func TestNodeLockSurvivesADeadHolder(t *testing.T) {
 	if entries, _ := os.ReadDir(q); len(entries) > 3 { // ticket, tail, the last comer's file
 		t.Fatalf("queue files pile up: %v", entries)
 	}
+}
+
+// waitForTicket waits until the queue's tail names ticket n and that
+// ticket's file says who took it: the comer who is has taken its place
+// in the queue (takeTicket writes the ticket, then tail). Bounded: a comer
+// that never queues fails the test, naming what the queue holds.
+func waitForTicket(t *testing.T, q string, n uint64, who string) {
+	t.Helper()
+	want := strconv.FormatUint(n, 10)
+	var tail, holder []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		tail, _ = os.ReadFile(filepath.Join(q, "tail"))
+		holder, _ = os.ReadFile(filepath.Join(q, want))
+		if strings.TrimSpace(string(tail)) == want && strings.TrimSpace(string(holder)) == who {
+			return
+		}
+	}
+	t.Fatalf("%q never took ticket %s in %s within 10s: tail says %q, ticket %s holds %q", who, want, q, tail, want, holder)
+}
+
+// waitForBlockedFlock waits until /proc/locks shows a process blocked on
+// an flock of file, as a comer waiting for the one before it is.
+func waitForBlockedFlock(t *testing.T, file string) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(file, &st); err != nil {
+		t.Fatal(err)
+	}
+	// /proc/locks lines end "<pid> <major>:<minor>:<inode> <start> <end>",
+	// the device in hex; a blocked waiter's starts "<n>: -> FLOCK".
+	id := fmt.Sprintf(" %02x:%02x:%d ", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	var locks []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		var err error
+		if locks, err = os.ReadFile("/proc/locks"); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(locks), "\n") {
+			if strings.Contains(l, "-> FLOCK") && strings.Contains(l, id) {
+				return
+			}
+		}
+	}
+	t.Fatalf("nobody blocked on the flock of %s (%s) within 10s; /proc/locks:\n%s", file, strings.TrimSpace(id), locks)
 }

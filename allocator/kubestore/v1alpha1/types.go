@@ -4,6 +4,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// The allocator's storage keys: internal to the Kubernetes store, never
+// set by people.
+const (
+	// AnnotationBlockCIDR and AnnotationBlockNode repeat an IPAMBlock's
+	// spec.cidr and spec.node in its metadata, so a node looking for an
+	// unclaimed block can list a pool's blocks as metadata only, without
+	// every block's slots.
+	AnnotationBlockCIDR = "ipam.poolguard.dev/cidr"
+	AnnotationBlockNode = "ipam.poolguard.dev/node"
+)
+
 // IPAMBlockSpec is a block's whole state. It lives in spec (no status
 // subresource) so that one write, guarded by resourceVersion, changes it.
 type IPAMBlockSpec struct {

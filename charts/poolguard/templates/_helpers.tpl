@@ -112,3 +112,65 @@ annotations:
 {{- range .Values.ippools }}{{ $names = append $names .name }}{{ end }}
 {{- toJson $names }}
 {{- end }}
+
+{{/*
+A Go duration (as time.ParseDuration reads it: "90s", "1m30s", "1.5h") in
+seconds, for comparing durations; fails naming the value when it is not
+one. Takes (dict "name" "allocator.gc.gracePeriod" "value" "5m").
+*/}}
+{{- define "poolguard.seconds" -}}
+{{- $v := toString .value -}}
+{{- if not (regexMatch "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$" $v) -}}
+{{- fail (printf "%s is %q, not a duration such as 30s or 5m" .name $v) -}}
+{{- end -}}
+{{- $unit := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "ms" 1e-3 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9.]+[^0-9.]+" $v -1 -}}
+{{- $n := regexFind "^[0-9.]+" . -}}
+{{- $total = addf $total (mulf (float64 $n) (get $unit (trimPrefix $n .))) -}}
+{{- end -}}
+{{- /* Rounded to the nanosecond, the unit Go counts in. */ -}}
+{{- round $total 9 -}}
+{{- end }}
+
+{{/*
+Refuses, when poolguard allocates, a CNI plugin timeout the garbage
+collector's grace period does not hold twice: the collector frees a slot
+no claim records once it has looked so for allocator.gc.gracePeriod, an
+ADD writes its claim after its slots, and an ADD that timed out leaves
+them unclaimed until the runtime's retry of the same attachment, which
+reuses them and may take a timeout again, writes the claim. The plugin
+(ipam.gcGracePeriod) and poolguard-webhook (--gc-grace-period at least
+10s, twice the shortest workable plugin timeout) hold the same rule.
+The timeouts checked: each poolguard-ipam plugin's of cni.networkConfig
+(its own ipam.timeout, else cni.timeout), or cni.timeout without one.
+*/}}
+{{- define "poolguard.checkTimeouts" -}}
+{{- if include "poolguard.allocating" . -}}
+{{- $graceValue := .Values.allocator.gc.gracePeriod -}}
+{{- $grace := include "poolguard.seconds" (dict "name" "allocator.gc.gracePeriod" "value" $graceValue) | float64 -}}
+{{- if lt $grace 10.0 -}}
+{{- fail (printf "allocator.gc.gracePeriod (%s) is below the minimum 10s: it must be at least twice the CNI plugin's timeout (cni.timeout), and a timeout under 5s fails ADDs on a busy API server; poolguard-webhook refuses such a --gc-grace-period too" $graceValue) -}}
+{{- end -}}
+{{- $timeouts := list -}}
+{{- if .Values.cni.networkConfig -}}
+{{- range $i, $p := .Values.cni.networkConfig.plugins -}}
+{{- if and (kindIs "map" $p.ipam) (eq (toString $p.ipam.type) "poolguard-ipam") -}}
+{{- if $p.ipam.timeout -}}
+{{- $timeouts = append $timeouts (dict "name" (printf "cni.networkConfig.plugins[%d].ipam.timeout" $i) "value" $p.ipam.timeout) -}}
+{{- else -}}
+{{- $timeouts = append $timeouts (dict "name" "cni.timeout" "value" $.Values.cni.timeout) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- $timeouts = list (dict "name" "cni.timeout" "value" .Values.cni.timeout) -}}
+{{- end -}}
+{{- range $timeouts -}}
+{{- $t := include "poolguard.seconds" . | float64 -}}
+{{- if gt (mulf $t 2) $grace -}}
+{{- fail (printf "%s (%s) must be at most half of allocator.gc.gracePeriod (%s): the garbage collector frees addresses no claim records after the grace period, and an ADD that timed out leaves its addresses unclaimed until the runtime's retry, which may take another timeout, records them. Lower %s to at most %s or raise allocator.gc.gracePeriod to at least %s" .name (toString .value) $graceValue .name (duration (int64 (floor (divf $grace 2)))) (duration (int64 (ceil (mulf $t 2))))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end }}

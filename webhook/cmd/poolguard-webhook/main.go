@@ -76,7 +76,7 @@ func run() error {
 	// Native mode: the allocator's garbage collector and IPPool status
 	// controller, leader-elected (see package allocator/controller).
 	flag.BoolVar(&allocCtrls, "allocator-controllers", false, "Run the allocator's leader-elected controllers: garbage collection of addresses whose pod is gone and IPPool status (native mode; off in Calico mode).")
-	flag.DurationVar(&allocOpts.GracePeriod, "gc-grace-period", allocatorcontroller.DefaultGracePeriod, "How long an allocation must look orphaned before it is freed; keep it above the CNI plugin's timeout.")
+	flag.DurationVar(&allocOpts.GracePeriod, "gc-grace-period", allocatorcontroller.DefaultGracePeriod, "How long an allocation must look orphaned before it is freed; at least "+allocatorcontroller.MinGracePeriod.String()+" and at least twice the CNI plugin's timeout (ipam.timeout).")
 	flag.DurationVar(&allocOpts.Interval, "gc-interval", allocatorcontroller.DefaultInterval, "How often the garbage collector sweeps.")
 	// The chart's `ippools` value: applied by the elected replica once it
 	// serves, because helm cannot create them before the webhook does.
@@ -94,6 +94,13 @@ func run() error {
 	mode, err := webhook.ParseEnforcement(enforcement)
 	if err != nil {
 		return err
+	}
+	if allocCtrls {
+		// Refused at start: a crash-looping replica is seen at once,
+		// freed addresses of running ADDs only much later.
+		if err := allocOpts.Validate(); err != nil {
+			return err
+		}
 	}
 	routeStdLog(ctrl.Log.WithName("http"))
 	webhookTLS, err := auth.webhookTLSOpts(ctrl.Log.WithName("clientauth"))

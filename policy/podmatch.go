@@ -1,6 +1,4 @@
-package allocator
-
-import "poolguard.dev/poolguard/policy"
+package policy
 
 // IsThePod reports whether a pod object (its UID and annotations) is the
 // pod a runtime named by uid when it asked for addresses. A static pod is
@@ -11,5 +9,5 @@ import "poolguard.dev/poolguard/policy"
 // a static pod neither fails ADD nor has its live address freed by the
 // garbage collector.
 func IsThePod(podUID string, annotations map[string]string, uid string) bool {
-	return uid == "" || podUID == uid || annotations[policy.AnnotationMirrorPod] == uid
+	return uid == "" || podUID == uid || annotations[AnnotationMirrorPod] == uid
 }

@@ -1,13 +1,11 @@
-package allocator
+package policy
 
 import (
 	"testing"
-
-	"poolguard.dev/poolguard/policy"
 )
 
 func TestIsThePod(t *testing.T) {
-	mirror := map[string]string{policy.AnnotationMirrorPod: "static-uid"}
+	mirror := map[string]string{AnnotationMirrorPod: "static-uid"}
 	for _, tc := range []struct {
 		name        string
 		podUID      string
@@ -21,7 +19,7 @@ func TestIsThePod(t *testing.T) {
 		{"a static pod through its mirror", "mirror-uid", mirror, "static-uid", true},
 		{"the mirror pod's own UID", "mirror-uid", mirror, "mirror-uid", true},
 		{"a mirror pod of another static pod", "mirror-uid", mirror, "other-static", false},
-		{"an empty mirror annotation matches no UID", "u2", map[string]string{policy.AnnotationMirrorPod: ""}, "u1", false},
+		{"an empty mirror annotation matches no UID", "u2", map[string]string{AnnotationMirrorPod: ""}, "u1", false},
 	} {
 		if got := IsThePod(tc.podUID, tc.annotations, tc.uid); got != tc.want {
 			t.Errorf("%s: IsThePod = %v, want %v", tc.name, got, tc.want)

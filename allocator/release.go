@@ -1,0 +1,117 @@
+package allocator
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+)
+
+// Release frees the attachment's addresses and deletes its claim. It is
+// idempotent. Without a claim (an ADD that crashed before writing it) it
+// frees whatever slots of this node's blocks name the attachment.
+func (a *Allocator) Release(ctx context.Context, network, containerID, ifName string) error {
+	id := ClaimID(network, containerID, ifName)
+	c, err := a.Store.GetClaim(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return a.releaseOrphans(ctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	return a.ReleaseClaim(ctx, c)
+}
+
+// ReleaseClaim frees a claim's addresses, each only if its slot still holds
+// the claim's sequence number, then deletes the claim.
+func (a *Allocator) ReleaseClaim(ctx context.Context, c *Claim) error {
+	for _, as := range c.Addresses {
+		if _, err := a.ReleaseSlot(ctx, as.Block, as.Addr, c.ID, as.Seq); err != nil {
+			return err
+		}
+	}
+	if err := a.Store.DeleteClaim(ctx, c); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// ReleaseSlot frees addr in its block if it is still held by claim with
+// sequence number seq, and reports whether it did. A missing block or a
+// reassigned slot is success with nothing freed.
+func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr netip.Addr, claim string, seq uint64) (bool, error) {
+	freed := false
+	err := a.retry(ctx, "releasing "+addr.String()+" from block "+block.String(), 0, func() error {
+		unlock, err := a.lock(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		b, err := a.Store.GetBlock(ctx, block)
+		if err == nil && !b.Release(addr, claim, seq) {
+			if !b.Cached {
+				return nil // reassigned or already free
+			}
+			// A possibly stale copy says there is nothing to free:
+			// ask the store itself.
+			if b, err = a.Store.GetBlock(ctx, block); err == nil && !b.Release(addr, claim, seq) {
+				return nil
+			}
+		}
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := a.Store.UpdateBlock(ctx, b); err != nil {
+			return err
+		}
+		freed = true
+		return nil
+	})
+	return freed, err
+}
+
+// releaseOrphans frees the slots of this node's blocks held by a claim that
+// was never written.
+func (a *Allocator) releaseOrphans(ctx context.Context, id string) error {
+	aff, err := a.Store.GetAffinity(ctx, a.Node)
+	if err == nil && aff.Cached {
+		aff, err = a.Store.GetAffinity(ctx, a.Node)
+	}
+	if err != nil {
+		return err
+	}
+	for _, cidrs := range aff.Blocks {
+		for _, cidr := range cidrs {
+			// A cached copy is enough to find the slot (ReleaseSlot
+			// reads the block again before freeing it). One that
+			// misses a slot written just before a crash leaves that
+			// slot to the cluster's garbage collector: DEL is best
+			// effort, and reading every block of the node would make
+			// each DEL without a claim cost a request per block.
+			b, err := a.Store.GetBlock(ctx, cidr)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if addr, s, ok := b.Find(id); ok {
+				if _, err := a.ReleaseSlot(ctx, cidr, addr, id, s.Seq); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// rollback frees what a failed Assign took. Best effort: what cannot be
+// released now is freed by the garbage collector, as no claim names it.
+func (a *Allocator) rollback(ctx context.Context, id string, got []Assigned) {
+	ctx = context.WithoutCancel(ctx)
+	for _, as := range got {
+		_, _ = a.ReleaseSlot(ctx, as.Block, as.Addr, id, as.Seq)
+	}
+}
