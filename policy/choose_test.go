@@ -12,13 +12,7 @@ import (
 
 // TestChoosePools: the pools a node's plugin draws a pod's addresses from.
 func TestChoosePools(t *testing.T) {
-	sel := func(s string) labels.Selector {
-		l, err := labels.Parse(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	sel := func(s string) labels.Selector { return mustSelector(t, s) }
 	ps := []Pool{
 		{Name: "default-v4", CIDR: netip.MustParsePrefix("198.18.0.0/16")},
 		{Name: "default-v6", CIDR: netip.MustParsePrefix("2001:db8:1::/48")},
@@ -140,13 +134,7 @@ func TestChoosePools(t *testing.T) {
 // (DefaultPools): for a pod whose node is known, the pools pinned at
 // admission are exactly those it would be given at ADD.
 func TestOneDefaultRule(t *testing.T) {
-	sel := func(s string) labels.Selector {
-		l, err := labels.Parse(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	sel := func(s string) labels.Selector { return mustSelector(t, s) }
 	ps := []Pool{
 		{Name: "everywhere", CIDR: netip.MustParsePrefix("198.18.0.0/24")},
 		{Name: "racked", CIDR: netip.MustParsePrefix("198.18.1.0/24"), NodeSelector: sel("rack=r1")},
