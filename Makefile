@@ -150,9 +150,13 @@ demo-calico: tools ## Tell the Calico-mode story on a local control plane: poolg
 ##@ Build
 
 .PHONY: build
-build: ## Build the webhook binary into bin/.
+build: kubectl-plugin ## Build the webhook, the CNI installer and the kubectl plugin into bin/.
 	$(GO) build -o $(LOCALBIN)/poolguard-webhook ./webhook/cmd/poolguard-webhook
 	$(GO) build -o $(LOCALBIN)/poolguard-cni-install ./cni/cmd/poolguard-cni-install
+
+.PHONY: kubectl-plugin
+kubectl-plugin: ## Build the kubectl plugin (kubectl poolguard explain|drift) into bin/kubectl-poolguard; put bin/ on PATH or copy it there.
+	$(GO) build -o $(LOCALBIN)/kubectl-poolguard ./cmd/kubectl-poolguard
 
 ##@ Images
 
