@@ -98,7 +98,7 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Range, claimOnly boo
 
 // addAffinity records that the node holds a block.
 func (st *assignState) addAffinity(ctx context.Context, pool string, cidr netip.Prefix) error {
-	return st.a.retry(ctx, "affinity of node "+st.a.Node, 0, func() error {
+	return st.a.retry(ctx, func() string { return "affinity of node " + st.a.Node }, 0, func() error {
 		if st.aff.Has(pool, cidr) {
 			return nil
 		}

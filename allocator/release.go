@@ -40,7 +40,7 @@ func (a *Allocator) ReleaseClaim(ctx context.Context, c *Claim) error {
 // reassigned slot is success with nothing freed.
 func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr netip.Addr, claim string, seq uint64) (bool, error) {
 	freed := false
-	err := a.retry(ctx, "releasing "+addr.String()+" from block "+block.String(), 0, func() error {
+	err := a.retry(ctx, func() string { return "releasing " + addr.String() + " from block " + block.String() }, 0, func() error {
 		unlock, err := a.lock(ctx)
 		if err != nil {
 			return err

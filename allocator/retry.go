@@ -23,8 +23,9 @@ var errContended = errors.New("block contended")
 // up with errContended after patience conflicts in a row when patience > 0
 // (the caller has somewhere else to go), and with ErrBusy after
 // MaxConflicts. what names the object written, in the error of a retry
-// that gives up.
-func (a *Allocator) retry(ctx context.Context, what string, patience int, attempt func() error) error {
+// that gives up; it is called only then, so the common path (a write that
+// succeeds first time, on every ADD) formats nothing.
+func (a *Allocator) retry(ctx context.Context, what func() string, patience int, attempt func() error) error {
 	for try := 0; ; try++ {
 		err := attempt()
 		if !errors.Is(err, ErrConflict) {
@@ -34,7 +35,7 @@ func (a *Allocator) retry(ctx context.Context, what string, patience int, attemp
 			return errContended
 		}
 		if err := a.backoff(ctx, try); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return fmt.Errorf("%s: %w", what(), err)
 		}
 	}
 }

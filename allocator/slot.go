@@ -27,7 +27,7 @@ var errCachedFull = errors.New("block full (cached copy)")
 func (st *assignState) in(ctx context.Context, p Range, cidr netip.Prefix, o inOpts) (Assigned, error) {
 	b := o.block
 	var as Assigned
-	err := st.a.retry(ctx, "block "+cidr.String(), o.patience, func() error {
+	err := st.a.retry(ctx, func() string { return "block " + cidr.String() }, o.patience, func() error {
 		unlock := func() {}
 		if !st.locked {
 			var err error

@@ -125,7 +125,7 @@ func TestAttackerPaths(t *testing.T) {
 	}})
 	must(t, c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}))
 	must(t, c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "legacy"}}))
-	optOut := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+webhook.LabelOptOut+`":"true"}}}`))
+	optOut := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+policy.LabelOptOut+`":"true"}}}`))
 	must(t, c.admin.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "legacy"}}, optOut))
 
 	// mallory may write namespaces' status and finalizers, nothing else: a
@@ -193,7 +193,7 @@ func TestAttackerPaths(t *testing.T) {
 		t.Run("namespaces/status may not opt a namespace out", func(t *testing.T) {
 			ns, err := mallory.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
 			must(t, err)
-			ns.Labels[webhook.LabelOptOut] = "true"
+			ns.Labels[policy.LabelOptOut] = "true"
 			_, err = mallory.CoreV1().Namespaces().UpdateStatus(ctx, ns, metav1.UpdateOptions{})
 			if err := refused(err, "only a cluster administrator"); err != nil {
 				t.Fatal(err)
@@ -202,7 +202,7 @@ func TestAttackerPaths(t *testing.T) {
 		t.Run("namespaces/finalize may not opt a namespace out", func(t *testing.T) {
 			ns, err := mallory.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
 			must(t, err)
-			ns.Labels[webhook.LabelOptOut] = "true"
+			ns.Labels[policy.LabelOptOut] = "true"
 			_, err = mallory.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{})
 			if err := refused(err, "only a cluster administrator"); err != nil {
 				t.Fatal(err)
@@ -240,7 +240,7 @@ func TestAttackerPaths(t *testing.T) {
 			}
 			ns, err := mallory.CoreV1().Namespaces().Get(ctx, "legacy", metav1.GetOptions{})
 			must(t, err)
-			delete(ns.Labels, webhook.LabelOptOut)
+			delete(ns.Labels, policy.LabelOptOut)
 			ns.Annotations = map[string]string{policy.AnnotationIPv4Pools: `["` + pool + `"]`}
 			_, err = mallory.CoreV1().Namespaces().UpdateStatus(ctx, ns, metav1.UpdateOptions{})
 			if err := refused(err, want); err != nil {

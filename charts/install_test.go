@@ -28,7 +28,6 @@ import (
 	"poolguard.dev/poolguard/charts"
 	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/test/harness"
-	"poolguard.dev/poolguard/webhook"
 )
 
 // The release the install test installs: the names deploy/ uses.
@@ -564,17 +563,17 @@ func testOptOut(ctx context.Context, t *testing.T, c *cluster) {
 		}
 		patch := client.MergeFrom(cur.DeepCopy())
 		if value == nil {
-			delete(cur.Labels, webhook.LabelOptOut)
+			delete(cur.Labels, policy.LabelOptOut)
 		} else {
 			if cur.Labels == nil {
 				cur.Labels = map[string]string{}
 			}
-			cur.Labels[webhook.LabelOptOut] = *value
+			cur.Labels[policy.LabelOptOut] = *value
 		}
 		return cl.Patch(ctx, &cur, patch)
 	}
 	yes := "true"
-	born := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "born-opted-out", Labels: map[string]string{webhook.LabelOptOut: yes}}}
+	born := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "born-opted-out", Labels: map[string]string{policy.LabelOptOut: yes}}}
 	if err := alice.Create(ctx, born); err == nil || !strings.Contains(err.Error(), "only a cluster administrator") {
 		t.Fatalf("a namespace editor created an opted-out namespace (err %v)", err)
 	}

@@ -31,6 +31,14 @@ const (
 	// can set it; spec.namespaceSelector wins where both are set.
 	AnnotationNamespaceSelector = "ipam.poolguard.dev/namespace-selector"
 
+	// LabelOptOut, set to "true" on a namespace, takes the namespace out
+	// of every namespaced webhook's namespaceSelector: its pods are
+	// neither frozen nor checked, and the CNI plugin treats them as pods
+	// that never passed the webhook (the documented fail-safe, never a
+	// restricted pool). Only a cluster administrator may set it (see
+	// webhook.OptOutVerb).
+	LabelOptOut = "ipam.poolguard.dev/opt-out"
+
 	// LabelNamespaceName is set by the API server on every namespace; a
 	// namespace owner cannot change it, so it is the label to select
 	// namespaces by name in an IPPool's namespaceSelector.

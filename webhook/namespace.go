@@ -35,7 +35,7 @@ func (v *NamespaceValidator) ValidateCreate(ctx context.Context, ns *corev1.Name
 // never fails because a pool changed since the default was set.
 func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, oldNS, newNS *corev1.Namespace) (admission.Warnings, error) {
 	req, _ := admission.RequestFromContext(ctx)
-	if newNS.Labels[LabelOptOut] == "true" {
+	if newNS.Labels[policy.LabelOptOut] == "true" {
 		// What the namespaceSelector does for the namespace itself; a
 		// subresource write is matched against the stored labels, so the
 		// opt-out its new labels keep or set is honoured here.

@@ -3,25 +3,23 @@ package webhook
 import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"poolguard.dev/poolguard/policy"
 )
 
-// LabelOptOut, set to "true" on a namespace, takes the namespace out of every
-// namespaced webhook's namespaceSelector: its pods are neither frozen nor
-// checked, and the CNI plugin treats them as pods that never passed the
-// webhook (the documented fail-safe, never a restricted pool). Opting out
-// disables protection, so the Helm chart ships a ValidatingAdmissionPolicy
-// that lets only holders of verb OptOutVerb on namespaces in poolguard's API
-// group, granted cluster-wide, add or change the label.
+// Opting a namespace out (policy.LabelOptOut) disables protection, so the
+// Helm chart ships a ValidatingAdmissionPolicy that lets only holders of
+// verb OptOutVerb on namespaces in poolguard's API group, granted
+// cluster-wide, add or change the label.
 const (
-	LabelOptOut = "ipam.poolguard.dev/opt-out"
 	// OptOutVerb is the RBAC verb, on resource "namespaces" of group
-	// ipam.poolguard.dev, that lets a user set LabelOptOut.
+	// ipam.poolguard.dev, that lets a user set policy.LabelOptOut.
 	OptOutVerb = "opt-out"
 )
 
-// optOutRequirement keeps namespaces labelled LabelOptOut=true out.
+// optOutRequirement keeps namespaces labelled policy.LabelOptOut=true out.
 func optOutRequirement() metav1.LabelSelectorRequirement {
-	return metav1.LabelSelectorRequirement{Key: LabelOptOut, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"true"}}
+	return metav1.LabelSelectorRequirement{Key: policy.LabelOptOut, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"true"}}
 }
 
 // WithNamespaceOptOut adds the opt-out requirement to the namespaceSelector

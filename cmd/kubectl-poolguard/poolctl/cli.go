@@ -144,11 +144,7 @@ func (o *options) explainManifest(cmd *cobra.Command, file string) error {
 		return fmt.Errorf("%w: the manifest's namespace %q does not match --namespace %q", ErrUsage, pod.Namespace, ns)
 	}
 	ctx := cmd.Context()
-	namespace, err := c.Namespace(ctx, pod.Namespace)
-	if err != nil {
-		return err
-	}
-	ix, err := c.Index(ctx)
+	namespace, ix, err := c.Subject(ctx, pod.Namespace)
 	if err != nil {
 		return err
 	}
@@ -180,11 +176,7 @@ func (o *options) explainNamespace(cmd *cobra.Command, name string) error {
 		return err
 	}
 	ctx := cmd.Context()
-	ns, err := c.Namespace(ctx, name)
-	if err != nil {
-		return err
-	}
-	ix, err := c.Index(ctx)
+	ns, ix, err := c.Subject(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -202,11 +194,7 @@ func (o *options) explainPod(cmd *cobra.Command, name string) error {
 	if err != nil {
 		return err
 	}
-	ns, err := c.Namespace(ctx, namespace)
-	if err != nil {
-		return err
-	}
-	ix, err := c.Index(ctx)
+	ns, ix, err := c.Subject(ctx, namespace)
 	if err != nil {
 		return err
 	}

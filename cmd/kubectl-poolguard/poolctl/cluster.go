@@ -83,6 +83,17 @@ func (c *Cluster) Namespace(ctx context.Context, name string) (policy.Namespace,
 	return namespaceOf(&ns), nil
 }
 
+// Subject reads what every explain decides on: the namespace and the
+// pool index.
+func (c *Cluster) Subject(ctx context.Context, namespace string) (policy.Namespace, *policy.Index, error) {
+	ns, err := c.Namespace(ctx, namespace)
+	if err != nil {
+		return policy.Namespace{}, nil, err
+	}
+	ix, err := c.Index(ctx)
+	return ns, ix, err
+}
+
 // Namespaces lists every namespace, by name.
 func (c *Cluster) Namespaces(ctx context.Context) (map[string]policy.Namespace, error) {
 	var list corev1.NamespaceList

@@ -58,7 +58,7 @@ func TestCheck(t *testing.T) {
 			want: []string{"unfrozen |provenance"},
 		},
 		{
-			name: "opted-out namespace, and a restricted address", ns: ns("legacy", nil, map[string]string{labelOptOut: "true"}),
+			name: "opted-out namespace, and a restricted address", ns: ns("legacy", nil, map[string]string{policy.LabelOptOut: "true"}),
 			pod:  Pod{Namespace: "legacy", Name: "p", IPs: addrs("203.0.113.9")},
 			want: []string{"unfrozen |opted out", `address IPv4|203.0.113.9 lies in pool "trusted" (203.0.113.0/25), outside the fail-safe IPv4 pools`},
 		},

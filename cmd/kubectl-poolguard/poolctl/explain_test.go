@@ -86,7 +86,7 @@ func TestExplainCreate(t *testing.T) {
 		},
 		{
 			name: "opted-out namespace: fail-safe pools only", admitted: true,
-			ns:      ns("legacy", nil, map[string]string{labelOptOut: "true"}),
+			ns:      ns("legacy", nil, map[string]string{policy.LabelOptOut: "true"}),
 			pod:     Pod{Annotations: v4("trusted")},
 			skipped: "opted out",
 			want:    []string{"IPv4 - general=yes", "IPv4 - payments-auto=no|namespaceSelector"},

@@ -25,10 +25,6 @@ type Pod struct {
 	Finished bool
 }
 
-// labelOptOut is the webhook's LabelOptOut. The plugin imports no
-// component, so it keeps a copy; a test holds the two together.
-const labelOptOut = "ipam.poolguard.dev/opt-out"
-
 // alwaysExcluded is the namespace the webhook configurations always leave
 // out, whatever the install (the release's namespace is left out too, but
 // the plugin cannot know its name).
@@ -40,8 +36,8 @@ func unwatched(ns policy.Namespace) string {
 	switch {
 	case ns.Name == alwaysExcluded:
 		return "namespace " + ns.Name + " is never sent to poolguard's webhook"
-	case ns.Labels[labelOptOut] == "true":
-		return "namespace " + ns.Name + " is opted out of poolguard (label " + labelOptOut + "=true)"
+	case ns.Labels[policy.LabelOptOut] == "true":
+		return "namespace " + ns.Name + " is opted out of poolguard (label " + policy.LabelOptOut + "=true)"
 	}
 	return ""
 }
