@@ -112,10 +112,12 @@ fuzz: ## Fuzz the parsers and the admission handler for FUZZTIME each (default 3
 BENCH_ARGS ?=
 
 .PHONY: bench
-bench: tools $(HOST_LOCAL) cluster-tools ## Run the benchmarks and print their tables: admission handlers, pods/s per admission setup, CNI ADD against host-local, pods to Running on the real node (about 6 minutes; root).
+bench: tools $(HOST_LOCAL) cluster-tools ## Run the benchmarks and print their tables: admission handlers, pods/s per admission setup, CNI ADD against host-local (and with history and cooldown on vs off), the firewall export with 10,000 addresses, a day of history, pods to Running on the real node (about 6 minutes; root).
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkPodHandlers(Calico)?$$' -benchtime 2s -timeout 10m ./webhook/
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkAdmission$$' -benchtime 1x -timeout 30m ./test/bench/ $(if $(BENCH_ARGS),-args $(BENCH_ARGS))
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkADD$$' -benchtime 1x -timeout 20m ./cni/integration/
+	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkExport$$' -benchmem -timeout 5m ./webhook/exportserver/
+	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkHistorySize$$' -benchtime 1x -timeout 5m ./allocator/history/archive/
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkPodsToRunning$$' -benchtime 1x -timeout 20m ./test/cluster/
 
 ##@ Chart

@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"context"
+	"time"
 )
 
 // Allocator hands out and releases addresses for one node. It holds no
@@ -22,6 +23,17 @@ type Allocator struct {
 	// write is still guarded by resourceVersion, and other nodes do not
 	// take the lock.
 	Serialize func(ctx context.Context) (unlock func(), err error)
+	// Cooldown is how long an address released through this allocator,
+	// or by another, stays out of use before Assign hands it out again,
+	// so that a firewall's connection state and logs for it cannot be
+	// mistaken for the next pod's. Zero (the zero value) hands it out
+	// again at once, the cursor still making it its block's last choice.
+	// The CNI plugin sets it from ipam.cooldown (default 5m). Releases are
+	// recorded whatever it is.
+	Cooldown time.Duration
+	// Now is the clock releases are recorded and cooldowns measured by;
+	// nil means time.Now.
+	Now func() time.Time
 }
 
 // Request asks for one address per Want for a CNI attachment.
@@ -67,4 +79,16 @@ func (a *Allocator) lock(ctx context.Context) (func(), error) {
 		return func() {}, nil
 	}
 	return a.Serialize(ctx)
+}
+
+func (a *Allocator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// cooldown is the clock and cooldown of one block change.
+func (a *Allocator) cooldown() Cooldown {
+	return Cooldown{Now: a.now(), Period: a.Cooldown}
 }

@@ -23,12 +23,12 @@ func (a *Allocator) Assign(ctx context.Context, req Request) (*Claim, error) {
 	id := ClaimID(req.Network, req.ContainerID, req.IfName)
 	if !req.SkipClaimRead {
 		if c, err := a.Store.GetClaim(ctx, id); err == nil {
-			return c, nil
+			return existing(c)
 		} else if !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
 	}
-	st := &assignState{a: a, id: id, aff: req.Affinity}
+	st := &assignState{a: a, id: id, aff: req.Affinity, cd: a.cooldown()}
 	var got []Assigned
 	for _, w := range req.Wants {
 		as, err := st.want(ctx, w)
@@ -48,6 +48,10 @@ func (a *Allocator) Assign(ctx context.Context, req Request) (*Claim, error) {
 		if gerr != nil {
 			return nil, gerr
 		}
+		if winner.Released {
+			a.rollback(ctx, id, got)
+			return existing(winner)
+		}
 		var extra []Assigned
 		for _, as := range got {
 			if !slices.ContainsFunc(winner.Addresses, func(w Assigned) bool { return w.Addr == as.Addr && w.Seq == as.Seq }) {
@@ -64,6 +68,17 @@ func (a *Allocator) Assign(ctx context.Context, req Request) (*Claim, error) {
 	return c, nil
 }
 
+// existing returns the attachment's claim found in the store, unless it
+// was released: the same attachment added again right after its DEL (rare:
+// runtimes give every sandbox a new container ID) must wait until the
+// history has recorded the release and the old claim is gone.
+func existing(c *Claim) (*Claim, error) {
+	if c.Released {
+		return nil, fmt.Errorf("%w: the attachment's previous claim %s was released at its DEL and is being recorded in the attribution history; try again in a few seconds", ErrBusy, c.ID)
+	}
+	return c, nil
+}
+
 // assignState carries what one Assign has read, so each is read once.
 type assignState struct {
 	a   *Allocator
@@ -72,6 +87,36 @@ type assignState struct {
 	// locked says the node lock is held (pool's slow path), so in must
 	// not take it again.
 	locked bool
+	// cd is the clock and cooldown of the allocations.
+	cd Cooldown
+	// cooling holds, per pool and block found full, the addresses it
+	// holds back cooling down, for the exhaustion error.
+	cooling map[string]map[netip.Prefix]CoolingSummary
+}
+
+// full notes a block of pool found full, and how many of its addresses
+// are only cooling down; the last look at a block counts.
+func (st *assignState) full(pool string, b *Block) {
+	n, first := b.CoolingDown(st.cd)
+	if n == 0 && st.cooling[pool] == nil {
+		return
+	}
+	if st.cooling == nil {
+		st.cooling = map[string]map[netip.Prefix]CoolingSummary{}
+	}
+	if st.cooling[pool] == nil {
+		st.cooling[pool] = map[netip.Prefix]CoolingSummary{}
+	}
+	st.cooling[pool][b.CIDR] = CoolingSummary{Count: n, First: first, Period: st.cd.Period}
+}
+
+// coolingIn sums what full noted of a pool's blocks.
+func (st *assignState) coolingIn(pool string) CoolingSummary {
+	var sum CoolingSummary
+	for _, c := range st.cooling[pool] {
+		sum.Add(c)
+	}
+	return sum
 }
 
 // want allocates from the first range of the want that has room.
@@ -85,7 +130,11 @@ func (st *assignState) want(ctx context.Context, w Want) (Assigned, error) {
 		}
 		as, err := st.inRange(ctx, p)
 		if errors.Is(err, ErrExhausted) {
-			full = append(full, fmt.Sprintf("%q (%s)", p.Pool, p.CIDR))
+			why := fmt.Sprintf("%q (%s)", p.Pool, p.CIDR)
+			if c := st.coolingIn(p.Pool); c.Count > 0 {
+				why += ": " + c.String()
+			}
+			full = append(full, why)
 			continue
 		}
 		if err != nil {
@@ -93,7 +142,7 @@ func (st *assignState) want(ctx context.Context, w Want) (Assigned, error) {
 		}
 		return as, nil
 	}
-	return Assigned{}, fmt.Errorf("%w: no free address in %s", ErrExhausted, strings.Join(full, ", "))
+	return Assigned{}, fmt.Errorf("%w: no free address in %s", ErrExhausted, strings.Join(full, "; "))
 }
 
 // inRange allocates from one pool's range: its shared block, else the node's blocks,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 )
 
 // Slot is one used address of a block.
@@ -17,6 +18,40 @@ type Slot struct {
 	Node string
 	// Seq is the block's sequence number when the address was handed out.
 	Seq uint64
+}
+
+// Cooling records a recent release of a slot: the address is not handed
+// out again until the cooldown has passed since At, so a firewall's
+// connection state and logs for it cannot be mistaken for the next pod's.
+type Cooling struct {
+	// Node is the node whose slot it was (the slot's Node).
+	Node string
+	// At is when the slot was freed.
+	At time.Time
+}
+
+// Cooldown is the clock and the cooldown one change of a block works
+// with: a released address is not handed out again until Period has
+// passed since its release. The zero value hands it out again at once
+// (the cursor still makes it the block's last choice).
+type Cooldown struct {
+	// Now is the time of the change.
+	Now time.Time
+	// Period is the cooldown; zero or less turns it off.
+	Period time.Duration
+}
+
+// Until reports until when the release r holds its address back, and
+// whether it still does at cd.Now. A release dated more than a whole
+// cooldown ahead of cd.Now (a node's clock far off, or a hand edit) holds
+// nothing: it would hold the address back longer than any cooldown. One
+// up to a cooldown ahead is honoured: node clocks differ a little.
+func (cd Cooldown) Until(r Cooling) (until time.Time, holds bool) {
+	if cd.Period <= 0 || r.At.After(cd.Now.Add(cd.Period)) {
+		return time.Time{}, false
+	}
+	until = r.At.Add(cd.Period)
+	return until, cd.Now.Before(until)
 }
 
 // Block is a contiguous range of a pool's addresses, claimed by one node
@@ -41,6 +76,12 @@ type Block struct {
 	Cursor int
 	// Slots maps used offsets to their holders.
 	Slots map[int]Slot
+	// Released records, per free offset, its last release (Release sets
+	// it): Allocate skips the offset until its cooldown has passed, and
+	// drops the records no longer needed whenever it writes the block
+	// anyway. One record per offset, so never more than the block's
+	// size; a record for an offset in Slots is stale and means nothing.
+	Released map[int]Cooling
 	// Version is the store's version of the object (resourceVersion).
 	Version string
 	// Cached marks a copy that may be stale (from a node-local cache). The
@@ -77,8 +118,38 @@ func (b *Block) Usable() int {
 	return n
 }
 
-// Free returns how many addresses the block can still hand out.
+// Free returns how many addresses the block holds for no one, cooling
+// down or not: Available says how many it can hand out now.
 func (b *Block) Free() int { return b.Usable() - len(b.Slots) }
+
+// Available returns how many addresses the block can hand out at cd: the
+// free ones less those cooling down.
+func (b *Block) Available(cd Cooldown) int {
+	n, _ := b.CoolingDown(cd)
+	return b.Free() - n
+}
+
+// CoolingDown returns how many free addresses the block holds back at cd
+// because they were released less than a cooldown ago, and when the first
+// of them is free again.
+func (b *Block) CoolingDown(cd Cooldown) (n int, first time.Time) {
+	if cd.Period <= 0 {
+		return 0, time.Time{}
+	}
+	size := b.Size()
+	for off, r := range b.Released {
+		if _, used := b.Slots[off]; used || off < 0 || off >= size || Reserved(b.PoolCIDR, b.Addr(off)) {
+			continue
+		}
+		if until, holds := cd.Until(r); holds {
+			n++
+			if first.IsZero() || until.Before(first) {
+				first = until
+			}
+		}
+	}
+	return n, first
+}
 
 // Find returns the address a claim holds in the block, if any. A claim holds
 // at most one address per block: the engine reuses it instead of allocating
@@ -93,9 +164,13 @@ func (b *Block) Find(claim string) (netip.Addr, Slot, bool) {
 }
 
 // Allocate hands the claim, made on node, a free address and returns it with
-// its sequence number. If the claim already holds one, that is returned and
-// changed is false. It fails with ErrExhausted when the block is full.
-func (b *Block) Allocate(claim, node string) (addr netip.Addr, seq uint64, changed bool, err error) {
+// its sequence number, skipping the addresses cd says are cooling down. If
+// the claim already holds one, that is returned and changed is false. When
+// it changes the block it also drops the release records cd no longer
+// needs (all of them when the cooldown is off). It fails with ErrExhausted
+// when the block is full, with a *CoolingError when it is full only
+// because addresses are cooling down.
+func (b *Block) Allocate(claim, node string, cd Cooldown) (addr netip.Addr, seq uint64, changed bool, err error) {
 	if a, s, ok := b.Find(claim); ok {
 		return a, s.Seq, false, nil
 	}
@@ -104,6 +179,11 @@ func (b *Block) Allocate(claim, node string) (addr netip.Addr, seq uint64, chang
 		off := (b.Cursor + i) % size
 		if _, used := b.Slots[off]; used {
 			continue
+		}
+		if r, released := b.Released[off]; released {
+			if _, holds := cd.Until(r); holds {
+				continue
+			}
 		}
 		a := b.Addr(off)
 		if Reserved(b.PoolCIDR, a) {
@@ -116,16 +196,34 @@ func (b *Block) Allocate(claim, node string) (addr netip.Addr, seq uint64, chang
 		seq = b.NextSeq
 		b.Slots[off] = Slot{Claim: claim, Node: node, Seq: seq}
 		b.Cursor = (off + 1) % size
+		b.prune(cd)
 		return a, seq, true, nil
 	}
-	return netip.Addr{}, 0, false, fmt.Errorf("%w: block %s of pool %q is full", ErrExhausted, b.CIDR, b.Pool)
+	what := fmt.Sprintf("block %s of pool %q is full", b.CIDR, b.Pool)
+	if n, first := b.CoolingDown(cd); n > 0 {
+		return netip.Addr{}, 0, false, &CoolingError{What: what, Cooling: CoolingSummary{Count: n, First: first, Period: cd.Period}}
+	}
+	return netip.Addr{}, 0, false, fmt.Errorf("%w: %s", ErrExhausted, what)
+}
+
+// prune drops the release records that hold nothing back at cd, and those
+// of offsets handed out again.
+func (b *Block) prune(cd Cooldown) {
+	for off, r := range b.Released {
+		_, used := b.Slots[off]
+		if _, holds := cd.Until(r); used || !holds {
+			delete(b.Released, off)
+		}
+	}
 }
 
 // Release frees addr if, and only if, it is still held by claim with
-// sequence number seq. It reports whether anything changed: false means the
-// address was already free or has been reassigned, which callers treat as
-// success (release is idempotent).
-func (b *Block) Release(addr netip.Addr, claim string, seq uint64) bool {
+// sequence number seq, and records the release at now (with the slot's
+// node), so that Allocate holds the address back for the cooldown. It
+// reports whether anything changed: false means the address was already
+// free or has been reassigned, which callers treat as success (release is
+// idempotent), and records nothing.
+func (b *Block) Release(addr netip.Addr, claim string, seq uint64, now time.Time) bool {
 	off, ok := b.Offset(addr)
 	if !ok {
 		return false
@@ -135,6 +233,10 @@ func (b *Block) Release(addr netip.Addr, claim string, seq uint64) bool {
 		return false
 	}
 	delete(b.Slots, off)
+	if b.Released == nil {
+		b.Released = make(map[int]Cooling)
+	}
+	b.Released[off] = Cooling{Node: s.Node, At: now}
 	return true
 }
 
@@ -155,6 +257,12 @@ func (b *Block) Clone() *Block {
 	c.Slots = make(map[int]Slot, len(b.Slots))
 	for k, v := range b.Slots {
 		c.Slots[k] = v
+	}
+	if b.Released != nil {
+		c.Released = make(map[int]Cooling, len(b.Released))
+		for k, v := range b.Released {
+			c.Released[k] = v
+		}
 	}
 	return &c
 }
@@ -192,7 +300,10 @@ const MaxBlockSlots = 4096
 // ranges are canonical and the block lies in its pool; the block is no
 // larger than MaxBlockSlots; the cursor and every slot's offset are inside
 // the block; no slot holds a reserved address; every slot names a claim
-// and a sequence number the block has handed out.
+// and a sequence number the block has handed out; every release record is
+// of an offset inside the block and has a time. A release record of an
+// offset in use again is left alone: it is stale, holds nothing back, and
+// the next allocation drops it.
 func (b *Block) Check() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: block %s: %s", ErrInvalidState, b.CIDR, fmt.Sprintf(format, args...))
@@ -229,6 +340,14 @@ func (b *Block) Check() error {
 			return bad("slot %d names no claim", off)
 		case s.Seq == 0 || s.Seq > b.NextSeq:
 			return bad("slot %d has sequence number %d, the block has handed out %d", off, s.Seq, b.NextSeq)
+		}
+	}
+	for off, r := range b.Released {
+		switch {
+		case off < 0 || off >= size:
+			return bad("release record of slot %d outside its %d addresses", off, size)
+		case r.At.IsZero():
+			return bad("release record of slot %d has no time", off)
 		}
 	}
 	return nil

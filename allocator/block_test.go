@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func pool(t testing.TB, name, cidr string, blockSize int) Range {
@@ -53,7 +54,7 @@ func TestBlockProperties(t *testing.T) {
 			for step := 0; step < 4*tc.usable+50; step++ {
 				if rng.IntN(3) > 0 || len(held) == 0 {
 					claim := fmt.Sprintf("c%d", step)
-					addr, seq, changed, err := b.Allocate(claim, "node-a")
+					addr, seq, changed, err := b.Allocate(claim, "node-a", Cooldown{})
 					if len(held) == tc.usable {
 						if !errors.Is(err, ErrExhausted) {
 							t.Fatalf("step %d: full block gave %v, %v", step, addr, err)
@@ -75,19 +76,19 @@ func TestBlockProperties(t *testing.T) {
 					lastSeq = seq
 					held[addr] = Slot{Claim: claim, Seq: seq}
 					// Allocating again for the same claim is idempotent.
-					if a2, s2, ch, err := b.Allocate(claim, "node-a"); err != nil || ch || a2 != addr || s2 != seq {
+					if a2, s2, ch, err := b.Allocate(claim, "node-a", Cooldown{}); err != nil || ch || a2 != addr || s2 != seq {
 						t.Fatalf("re-allocate for %s: %v %d %v %v", claim, a2, s2, ch, err)
 					}
 				} else {
 					for addr, s := range held {
 						// A stale release (wrong sequence) frees nothing.
-						if b.Release(addr, s.Claim, s.Seq+1000) {
+						if b.Release(addr, s.Claim, s.Seq+1000, time.Now()) {
 							t.Fatalf("stale release freed %s", addr)
 						}
-						if !b.Release(addr, s.Claim, s.Seq) {
+						if !b.Release(addr, s.Claim, s.Seq, time.Now()) {
 							t.Fatalf("release of %s failed", addr)
 						}
-						if b.Release(addr, s.Claim, s.Seq) {
+						if b.Release(addr, s.Claim, s.Seq, time.Now()) {
 							t.Fatalf("second release of %s changed the block", addr)
 						}
 						delete(held, addr)
@@ -107,14 +108,14 @@ func TestBlockProperties(t *testing.T) {
 func TestReleaseNeverFreesReassigned(t *testing.T) {
 	p := pool(t, "p", "198.51.100.0/31", 26)
 	b := NewBlock(p, p.CIDR, "")
-	a1, s1, _, _ := b.Allocate("old", "node-a")
-	if !b.Release(a1, "old", s1) {
+	a1, s1, _, _ := b.Allocate("old", "node-a", Cooldown{})
+	if !b.Release(a1, "old", s1, time.Now()) {
 		t.Fatal("release failed")
 	}
 	// Fill the block so the address comes back to a new claim.
 	var got []netip.Addr
 	for _, c := range []string{"x", "y"} {
-		a, _, _, err := b.Allocate(c, "node-a")
+		a, _, _, err := b.Allocate(c, "node-a", Cooldown{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,15 +124,15 @@ func TestReleaseNeverFreesReassigned(t *testing.T) {
 	if got[0] != a1 && got[1] != a1 {
 		t.Fatalf("%s was not reassigned: %v", a1, got)
 	}
-	if b.Release(a1, "old", s1) {
+	if b.Release(a1, "old", s1, time.Now()) {
 		t.Fatal("stale release freed a reassigned address")
 	}
 	// Same claim ID reused (container re-added): a new sequence number.
 	b2 := NewBlock(p, p.CIDR, "")
-	a, s, _, _ := b2.Allocate("same", "node-a")
-	b2.Release(a, "same", s)
-	_, s2, _, _ := b2.Allocate("same", "node-a")
-	if b2.Release(a, "same", s) && s != s2 {
+	a, s, _, _ := b2.Allocate("same", "node-a", Cooldown{})
+	b2.Release(a, "same", s, time.Now())
+	_, s2, _, _ := b2.Allocate("same", "node-a", Cooldown{})
+	if b2.Release(a, "same", s, time.Now()) && s != s2 {
 		t.Fatal("release with the earlier sequence number freed the new allocation")
 	}
 }
@@ -140,9 +141,9 @@ func TestCursorAvoidsImmediateReuse(t *testing.T) {
 	p := pool(t, "p", "198.51.100.0/24", 26)
 	blk, _ := p.BlockAt(bigZero())
 	b := NewBlock(p, blk, "n")
-	a1, s1, _, _ := b.Allocate("a", "node-a")
-	b.Release(a1, "a", s1)
-	a2, _, _, _ := b.Allocate("b", "node-a")
+	a1, s1, _, _ := b.Allocate("a", "node-a", Cooldown{})
+	b.Release(a1, "a", s1, time.Now())
+	a2, _, _, _ := b.Allocate("b", "node-a", Cooldown{})
 	if a2 == a1 {
 		t.Fatalf("just-freed %s handed out again at once", a1)
 	}

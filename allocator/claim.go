@@ -48,6 +48,11 @@ type Claim struct {
 	Addresses []Assigned
 	// Version is the store's version of the object.
 	Version string
+	// Released says the claim's deletion has been asked for: its
+	// addresses are freed (or being freed), and the store keeps it only
+	// until the attribution history has recorded it. It is no longer the
+	// attachment's.
+	Released bool
 }
 
 // ClaimID derives the claim's ID from the CNI attachment key. It is a hash

@@ -23,6 +23,11 @@
 //     number drawn from the block's counter. A release names both, so a
 //     stale release (a retried DEL, a garbage collector that looked a while
 //     ago) can never free an address that was reassigned meanwhile.
+//   - A block records each release (when, and whose slot it was), so that
+//     an address is held back for the Allocator's Cooldown before it is
+//     handed out again (a firewall's state and logs then never mistake
+//     one pod for the next); allocating drops the records no longer
+//     needed, so there is at most one per address.
 //   - A claim records what one (container ID, interface) holds. It is
 //     written after the addresses, so an ADD that crashed before writing it
 //     leaves slots that name the claim: the retried ADD finds and reuses

@@ -219,7 +219,7 @@ func TestIdempotence(t *testing.T) {
 	// to model a SIGKILL we instead write the slot by hand.
 	blk, _ := p.BlockAt(bigZero())
 	b := allocator.NewBlock(p, blk, "n")
-	orphan, _, _, _ := b.Allocate(allocator.ClaimID("", "ctr", "eth0"), "node-a")
+	orphan, _, _, _ := b.Allocate(allocator.ClaimID("", "ctr", "eth0"), "node-a", allocator.Cooldown{})
 	if err := mem.CreateBlock(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestIdempotence(t *testing.T) {
 	}
 	// Orphan without claim: DEL frees it.
 	b2, _ := mem.GetBlock(ctx, blk)
-	addr, _, _, _ := b2.Allocate(allocator.ClaimID("", "ctr2", "eth0"), "node-a")
+	addr, _, _, _ := b2.Allocate(allocator.ClaimID("", "ctr2", "eth0"), "node-a", allocator.Cooldown{})
 	if err := mem.UpdateBlock(ctx, b2); err != nil {
 		t.Fatal(err)
 	}

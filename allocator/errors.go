@@ -1,6 +1,10 @@
 package allocator
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Sentinel errors. The store and the engine wrap them with detail; only the
 // CNI edge maps them to CNI error codes.
@@ -31,3 +35,54 @@ var (
 	// the runtime believes.
 	ErrMismatch = errors.New("allocation mismatch")
 )
+
+// CoolingError is an ErrExhausted (errors.Is holds) of a block that would
+// have room but for addresses released less than a cooldown ago. Assign's
+// exhaustion error carries the same detail summed per pool, as text.
+type CoolingError struct {
+	// What is full: "block 198.51.100.0/28 of pool \"p\" is full".
+	What string
+	// Cooling says how many addresses cool down, and until when.
+	Cooling CoolingSummary
+}
+
+func (e *CoolingError) Error() string {
+	return ErrExhausted.Error() + ": " + e.What + ": " + e.Cooling.String()
+}
+
+// Unwrap makes errors.Is(err, ErrExhausted) hold.
+func (e *CoolingError) Unwrap() error { return ErrExhausted }
+
+// CoolingSummary counts the addresses of a block or pool that are cooling
+// down after release.
+type CoolingSummary struct {
+	// Count is how many addresses are cooling down.
+	Count int
+	// First is when the first of them is free again.
+	First time.Time
+	// Period is the cooldown.
+	Period time.Duration
+}
+
+// Add merges another block's summary into s.
+func (s *CoolingSummary) Add(o CoolingSummary) {
+	if o.Count == 0 {
+		return
+	}
+	if s.Count == 0 || o.First.Before(s.First) {
+		s.First = o.First
+	}
+	s.Count += o.Count
+	s.Period = o.Period
+}
+
+// String says it as the exhaustion error does: how many, the cooldown (the
+// CNI plugin's ipam.cooldown) and when the first is free again (UTC).
+func (s CoolingSummary) String() string {
+	addrs := "addresses"
+	if s.Count == 1 {
+		addrs = "address"
+	}
+	return fmt.Sprintf("%d %s cooling down after release (ipam.cooldown %s), the first free again at %s",
+		s.Count, addrs, s.Period, s.First.UTC().Format(time.RFC3339))
+}

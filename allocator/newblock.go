@@ -80,11 +80,17 @@ func (st *assignState) claimOrBorrow(ctx context.Context, p Range, claimOnly boo
 			}
 		}
 	}
-	// Every block is claimed: borrow, fullest-free first, so the load
-	// spreads and one node's block is not drained by all.
-	slices.SortFunc(blocks, func(x, y *Block) int { return y.Free() - x.Free() })
+	// Every block is claimed: borrow, most available first, so the load
+	// spreads and one node's block is not drained by all. Addresses
+	// cooling down after release are not available.
+	avail := make(map[netip.Prefix]int, len(blocks))
 	for _, b := range blocks {
-		if b.Free() == 0 {
+		avail[b.CIDR] = b.Available(st.cd)
+	}
+	slices.SortFunc(blocks, func(x, y *Block) int { return avail[y.CIDR] - avail[x.CIDR] })
+	for _, b := range blocks {
+		if avail[b.CIDR] == 0 {
+			st.full(p.Pool, b)
 			continue
 		}
 		as, err := st.in(ctx, p, b.CIDR, inOpts{block: b})

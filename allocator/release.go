@@ -3,7 +3,9 @@ package allocator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // Release frees the attachment's addresses and deletes its claim. It is
@@ -29,16 +31,44 @@ func (a *Allocator) ReleaseClaim(ctx context.Context, c *Claim) error {
 			return err
 		}
 	}
-	if err := a.Store.DeleteClaim(ctx, c); err != nil && !errors.Is(err, ErrNotFound) {
-		return err
+	for range 3 {
+		err := a.Store.DeleteClaim(ctx, c)
+		if !errors.Is(err, ErrConflict) {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		// Changed since read: its metadata only (the history recorder
+		// marks claims made before the history was on), or a new claim
+		// of the same attachment, which is not this release's to delete.
+		now, err := a.Store.GetClaim(ctx, c.ID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(now.Addresses, c.Addresses) {
+			return nil
+		}
+		c = now
 	}
-	return nil
+	return fmt.Errorf("%w: deleting claim %s of pod %s", ErrBusy, c.ID, c.Pod)
 }
 
 // ReleaseSlot frees addr in its block if it is still held by claim with
 // sequence number seq, and reports whether it did. A missing block or a
-// reassigned slot is success with nothing freed.
+// reassigned slot is success with nothing freed. The release is recorded
+// in the block (Block.Release), so the address cools down before it is
+// handed out again.
 func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr netip.Addr, claim string, seq uint64) (bool, error) {
+	return a.releaseSlot(ctx, block, addr, claim, seq, true)
+}
+
+// releaseSlot is ReleaseSlot; without cool it records no release, for an
+// address no pod was ever given.
+func (a *Allocator) releaseSlot(ctx context.Context, block netip.Prefix, addr netip.Addr, claim string, seq uint64, cool bool) (bool, error) {
 	freed := false
 	err := a.retry(ctx, func() string { return "releasing " + addr.String() + " from block " + block.String() }, 0, func() error {
 		unlock, err := a.lock(ctx)
@@ -46,14 +76,15 @@ func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr ne
 			return err
 		}
 		defer unlock()
+		now := a.now()
 		b, err := a.Store.GetBlock(ctx, block)
-		if err == nil && !b.Release(addr, claim, seq) {
+		if err == nil && !b.Release(addr, claim, seq, now) {
 			if !b.Cached {
 				return nil // reassigned or already free
 			}
 			// A possibly stale copy says there is nothing to free:
 			// ask the store itself.
-			if b, err = a.Store.GetBlock(ctx, block); err == nil && !b.Release(addr, claim, seq) {
+			if b, err = a.Store.GetBlock(ctx, block); err == nil && !b.Release(addr, claim, seq, now) {
 				return nil
 			}
 		}
@@ -62,6 +93,10 @@ func (a *Allocator) ReleaseSlot(ctx context.Context, block netip.Prefix, addr ne
 		}
 		if err != nil {
 			return err
+		}
+		if !cool {
+			off, _ := b.Offset(addr)
+			delete(b.Released, off)
 		}
 		if err := a.Store.UpdateBlock(ctx, b); err != nil {
 			return err
@@ -109,9 +144,12 @@ func (a *Allocator) releaseOrphans(ctx context.Context, id string) error {
 
 // rollback frees what a failed Assign took. Best effort: what cannot be
 // released now is freed by the garbage collector, as no claim names it.
+// No pod was given these addresses, so they do not cool down: a runtime
+// retrying an ADD that fails (dual stack with one family exhausted) would
+// otherwise take another address out of use at every retry.
 func (a *Allocator) rollback(ctx context.Context, id string, got []Assigned) {
 	ctx = context.WithoutCancel(ctx)
 	for _, as := range got {
-		_, _ = a.ReleaseSlot(ctx, as.Block, as.Addr, id, as.Seq)
+		_, _ = a.releaseSlot(ctx, as.Block, as.Addr, id, as.Seq, false)
 	}
 }

@@ -43,7 +43,7 @@ func (st *assignState) in(ctx context.Context, p Range, cidr netip.Prefix, o inO
 			}
 		}
 		nb := b.Clone()
-		addr, seq, changed, err := nb.Allocate(st.id, st.a.Node)
+		addr, seq, changed, err := nb.Allocate(st.id, st.a.Node, st.cd)
 		if b.Cached && (err != nil || !changed) {
 			if errors.Is(err, ErrExhausted) && o.deferCachedFull {
 				return errCachedFull
@@ -54,7 +54,10 @@ func (st *assignState) in(ctx context.Context, p Range, cidr netip.Prefix, o inO
 				return err
 			}
 			nb = b.Clone()
-			addr, seq, changed, err = nb.Allocate(st.id, st.a.Node)
+			addr, seq, changed, err = nb.Allocate(st.id, st.a.Node, st.cd)
+		}
+		if errors.Is(err, ErrExhausted) {
+			st.full(p.Pool, nb)
 		}
 		if err != nil {
 			return err

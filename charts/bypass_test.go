@@ -62,6 +62,7 @@ func installChart(t *testing.T, prepare func(*cluster), extra []string, helmArgs
 		fmt.Sprintf("webhook.port=%d", s.port),
 		fmt.Sprintf("webhook.metricsPort=%d", freePort(t)),
 		fmt.Sprintf("webhook.healthPort=%d", freePort(t)),
+		fmt.Sprintf("export.port=%d", freePort(t)),
 		"webhook.logging.encoder=console",
 		// The webhook keeps its own certificate: nothing of cert-manager
 		// is needed to meet the configurations as installed.

@@ -48,6 +48,7 @@ func TestWebhookBinaryRequiresAPIServerCertificate(t *testing.T) {
 	must(t, err)
 	dep := deployment(t, render(t, "webhook.port="+port,
 		fmt.Sprintf("webhook.metricsPort=%d", freePort(t)), fmt.Sprintf("webhook.healthPort=%d", freePort(t)),
+		fmt.Sprintf("export.port=%d", freePort(t)),
 		"webhook.clientAuth.caConfigMap=apiserver-client-ca", "webhook.clientAuth.allowedNames={kube-apiserver}",
 		"webhook.logging.encoder=console"))
 	ctr := &dep.Spec.Template.Spec.Containers[0]

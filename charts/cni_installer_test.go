@@ -149,9 +149,10 @@ cni:
 		t.Fatalf("network configuration is not JSON: %v\n%s", err, raw)
 	}
 	want := map[string]any{"cniVersion": "1.0.0", "name": "pods", "plugins": []any{
-		// The chart fills in the plugin's timeout (cni.timeout) and the
-		// collector's grace period it is checked against.
-		map[string]any{"type": "bridge", "mtu": 1450.0, "ipam": map[string]any{"type": "poolguard-ipam", "failSafe": "refuse", "timeout": "30s", "gcGracePeriod": "5m"}},
+		// The chart fills in the plugin's timeout (cni.timeout), the
+		// collector's grace period it is checked against, the cooldown and
+		// the history's finalizer (allocator.history.enabled).
+		map[string]any{"type": "bridge", "mtu": 1450.0, "ipam": map[string]any{"type": "poolguard-ipam", "failSafe": "refuse", "timeout": "30s", "gcGracePeriod": "5m", "cooldown": "5m", "history": true}},
 		map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}},
 	}}
 	if !reflect.DeepEqual(got, want) {

@@ -60,10 +60,11 @@ func TestHelmInstall(t *testing.T) {
 	}
 	// Free ports for the webhook's listeners, set through the chart's values
 	// so that the process listens where the Deployment says.
-	webhookPort, metricsPort := freePort(t), freePort(t)
+	webhookPort, metricsPort, exportPort := freePort(t), freePort(t), freePort(t)
 	values := []string{
 		fmt.Sprintf("webhook.port=%d", webhookPort),
 		fmt.Sprintf("webhook.metricsPort=%d", metricsPort),
+		fmt.Sprintf("export.port=%d", exportPort),
 		fmt.Sprintf("webhook.healthPort=%d", freePort(t)),
 		"webhook.logging.encoder=console",
 	}
@@ -190,6 +191,10 @@ func TestHelmInstall(t *testing.T) {
 
 	t.Run("metrics need a token allowed to get /metrics", func(t *testing.T) {
 		testMetricsAuth(ctx, t, c, metricsPort, ca.certPEM)
+	})
+
+	t.Run("the live export needs a token bound to the export-reader", func(t *testing.T) {
+		testExportInstalled(ctx, t, c, exportPort, ca.certPEM, pool, "198.51.100.0/24")
 	})
 
 	t.Run("the allocator's controllers are elected leader", func(t *testing.T) {
@@ -373,6 +378,8 @@ func testAccess(ctx context.Context, t *testing.T, c *cluster) {
 			{"update", "coordination.k8s.io", "leases", installNS, "someone-elses-lease", false},
 			{"patch", "ipam.poolguard.dev", "ippools/status", "", "", true},          // status controller
 			{"delete", "ipam.poolguard.dev", "ipamblocks", "", "", true},             // garbage collector
+			{"update", "ipam.poolguard.dev", "ipamhistories", "", "", true},          // the history recorder
+			{"delete", "ipam.poolguard.dev", "ipamhistories", "", "", true},          // ...and its expiry
 			{"create", "authentication.k8s.io", "tokenreviews", "", "", true},        // metrics: who is the scraper
 			{"create", "authorization.k8s.io", "subjectaccessreviews", "", "", true}, // metrics: may it get /metrics
 			{"get", "authentication.k8s.io", "tokenreviews", "", "", false},
@@ -402,6 +409,9 @@ func testAccess(ctx context.Context, t *testing.T, c *cluster) {
 			{"delete", "ipam.poolguard.dev", "ippools", "", "", false},
 			{"update", "ipam.poolguard.dev", "ippools/status", "", "", false},
 			{"create", "", "serviceaccounts/token", installNS, installRelease + "-cni", false}, // cannot renew its own credential
+			{"create", "ipam.poolguard.dev", "ipamhistories", "", "", false},                   // a node cannot write the history
+			{"update", "ipam.poolguard.dev", "ipamhistories", "", "", false},
+			{"delete", "ipam.poolguard.dev", "ipamhistories", "", "", false},
 		},
 		// The installer: node-bound tokens of the plugin's account, nothing else.
 		sa(installRelease + "-cni-installer"): {

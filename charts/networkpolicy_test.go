@@ -31,7 +31,7 @@ func networkPolicy(t *testing.T, r rendered) *networkingv1.NetworkPolicy {
 }
 
 // TestRenderNetworkPolicyDefaults: by default the webhook pods accept
-// connections only on their three ports: the webhook port and the probes
+// connections only on their four ports: the webhook port, the export and the probes
 // from anywhere (the API server's and the kubelet's addresses differ per
 // cluster), metrics from pods of the cluster only. Egress stays open.
 func TestRenderNetworkPolicyDefaults(t *testing.T) {
@@ -49,10 +49,12 @@ func TestRenderNetworkPolicyDefaults(t *testing.T) {
 	for _, p := range dep.Spec.Template.Spec.Containers[0].Ports {
 		ports[p.Name] = int(p.ContainerPort)
 	}
-	if len(rules) != 3 || len(ports) != 3 {
-		t.Fatalf("ingress ports %v, container ports %v: want exactly webhook, metrics and health", rules, ports)
+	if len(rules) != 4 || len(ports) != 4 {
+		t.Fatalf("ingress ports %v, container ports %v: want exactly webhook, metrics, health and export", rules, ports)
 	}
-	for _, name := range []string{"webhook", "health"} {
+	// The export too: firewalls poll from outside the cluster
+	// (networkPolicy.exportFrom narrows it; TestRenderExport).
+	for _, name := range []string{"webhook", "health", "export"} {
 		rule, ok := rules[ports[name]]
 		if !ok || len(rule.From) != 0 {
 			t.Errorf("%s port %d: rule %+v, want open to anywhere", name, ports[name], rule)

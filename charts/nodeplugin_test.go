@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore"
+	storev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	"poolguard.dev/poolguard/api/v1alpha1"
 )
 
@@ -26,7 +28,10 @@ import (
 // from the other's when its own is full; a node that tries to free, take
 // over or forge the other node's claims, slots, affinity or blocks is
 // refused by the chart's <release>-node-plugin-ipam policy, and so is a
-// plugin token bound to no node.
+// plugin token bound to no node. Each node's release is recorded in the
+// block naming it (for the cooldown), in the other node's block too; a
+// node may drop any record (pruning), but not add one naming the other
+// node or of a slot it never held, nor change the other node's.
 func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 	admin := kubernetes.NewForConfigOrDie(c.cfg)
 	// A pool of two blocks of 8 (.0 and .15 reserved): one per node.
@@ -106,6 +111,13 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 	fresh := *ownA
 	fresh.ID, fresh.ContainerID, fresh.Version = allocator.ClaimID("net", "unbound", "eth0"), "unbound", ""
 	refused("a plugin token bound to no node writes a claim", unbound.CreateClaim(ctx, &fresh), "not bound to a node")
+	// A node may not change even its own claim: stripping the history's
+	// finalizer would let its release go unrecorded.
+	var own storev1alpha1.IPAMClaim
+	must(t, sb.Client.Get(ctx, kubestore.Claims, bLast.ID, kubestore.ReadOpts{}, &own))
+	own.Finalizers = nil
+	own.Labels = map[string]string{"tampered": "true"}
+	refused("B changes its own claim", sb.Client.Update(ctx, kubestore.Claims, own.Name, &own), "may not change IPAMClaim")
 
 	// Everything of A is still there, and each node releases its own: B
 	// its borrowed slot in A's block, A its own.
@@ -122,6 +134,7 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 	if len(after.Slots) != 0 {
 		t.Errorf("node A's block after both releases: %v, want empty", after.Slots)
 	}
+	testReleaseRecords(ctx, t, sb, refused, after, off, bLast.Addresses[0].Addr, pool)
 	for i := range 7 {
 		must(t, b.Release(ctx, "net", fmt.Sprintf("b-%d", i+1), "eth0"))
 	}
@@ -136,25 +149,117 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 	}
 	full := allocator.NewBlock(v6, bigCIDR, nodeA)
 	for i := 0; ; i++ {
-		if _, _, _, err := full.Allocate(allocator.ClaimID("net", fmt.Sprintf("a-%d", i), "eth0"), nodeA); err != nil {
+		if _, _, _, err := full.Allocate(allocator.ClaimID("net", fmt.Sprintf("a-%d", i), "eth0"), nodeA, allocator.Cooldown{}); err != nil {
 			break
 		}
 	}
 	offsets := full.Offsets()
 	delete(full.Slots, offsets[len(offsets)-1])
+	// Half of A's slots freed a moment ago: some 2,000 release records,
+	// which B's writes below carry along.
+	now := time.Now()
+	for i := 1; i < len(offsets)-1; i += 2 {
+		s := full.Slots[offsets[i]]
+		full.Release(full.Addr(offsets[i]), s.Claim, s.Seq, now)
+	}
 	must(t, store(c.cfg).CreateBlock(ctx, full))
 	got, err := sb.GetBlock(ctx, bigCIDR)
 	must(t, err)
 	borrowed := got.Clone()
-	if _, _, _, err := borrowed.Allocate(allocator.ClaimID("net", "b-borrows", "eth0"), nodeB); err != nil {
+	bAddr, bSeq, _, err := borrowed.Allocate(allocator.ClaimID("net", "b-borrows", "eth0"), nodeB, allocator.Cooldown{Now: now, Period: 5 * time.Minute})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sb.UpdateBlock(ctx, borrowed); err != nil {
-		t.Fatalf("node B borrowing the last slot of a %d-slot block: %v", len(borrowed.Slots), err)
+		t.Fatalf("node B borrowing the last slot of a %d-slot block with %d release records: %v", len(borrowed.Slots), len(borrowed.Released), err)
 	}
 	stolen := borrowed.Clone()
 	delete(stolen.Slots, offsets[0])
 	refused("B frees A's slot in a 4,096-slot block", sb.UpdateBlock(ctx, stolen), "not another node's")
+	released := borrowed.Clone()
+	if !released.Release(bAddr, allocator.ClaimID("net", "b-borrows", "eth0"), bSeq, time.Now()) {
+		t.Fatal("B's release of its borrowed slot failed")
+	}
+	bOff, _ := released.Offset(bAddr)
+	inAsName := released.Clone()
+	inAsName.Released[bOff] = allocator.Cooling{Node: nodeA, At: inAsName.Released[bOff].At}
+	refused("B frees its borrowed slot of a 4,096-slot block and records the release in A's name", sb.UpdateBlock(ctx, inAsName), "only release records naming its own node")
+	if err := sb.UpdateBlock(ctx, released); err != nil {
+		t.Fatalf("node B releasing its borrowed slot of a 4,096-slot block with %d release records: %v", len(released.Released), err)
+	}
+}
+
+// testReleaseRecords: block is node A's, both nodes having released their
+// slots in it (A's at offset offA, B's borrowed one at addrB). Each release
+// was recorded naming its node; node B may drop A's record, and may not
+// add, change or take over records otherwise.
+func testReleaseRecords(ctx context.Context, t *testing.T, sb kubestore.Store, refused func(string, error, string), block *allocator.Block, offA int, addrB netip.Addr, pool allocator.Range) {
+	t.Helper()
+	offB, _ := block.Offset(addrB)
+	if a, b := block.Released[offA], block.Released[offB]; a.Node != "node-a" || b.Node != "node-b" || a.At.IsZero() || b.At.IsZero() {
+		t.Fatalf("release records of node A's block after both released: %v; want slot %d by node-a and slot %d by node-b", block.Released, offA, offB)
+	}
+	cur, err := sb.GetBlock(ctx, block.CIDR)
+	must(t, err)
+	never := -1 // a slot nobody held
+	for o := 1; o < cur.Size(); o++ {
+		if _, used := cur.Slots[o]; !used && cur.Released[o] == (allocator.Cooling{}) && !allocator.Reserved(pool.CIDR, cur.Addr(o)) {
+			never = o
+			break
+		}
+	}
+	if never < 0 {
+		t.Fatalf("no slot free of records in %v", cur.Released)
+	}
+	const want = "only release records naming its own node, of slots it held"
+	for _, tc := range []struct {
+		name string
+		edit func(b *allocator.Block)
+	}{
+		{"B shortens A's cooldown by moving A's record back", func(b *allocator.Block) {
+			r := b.Released[offA]
+			r.At = r.At.Add(-time.Hour)
+			b.Released[offA] = r
+		}},
+		{"B lengthens A's cooldown", func(b *allocator.Block) {
+			r := b.Released[offA]
+			r.At = r.At.Add(time.Hour)
+			b.Released[offA] = r
+		}},
+		{"B takes A's record over", func(b *allocator.Block) {
+			b.Released[offA] = allocator.Cooling{Node: "node-b", At: b.Released[offA].At}
+		}},
+		{"B records a release in A's name", func(b *allocator.Block) { b.Released[never] = allocator.Cooling{Node: "node-a", At: time.Now()} }},
+		{"B records a release of a slot it never held", func(b *allocator.Block) { b.Released[never] = allocator.Cooling{Node: "node-b", At: time.Now()} }},
+		{"B moves its own record to a slot it never held", func(b *allocator.Block) {
+			b.Released[never] = b.Released[offB]
+			delete(b.Released, offB)
+		}},
+		{"B changes its own record (only a release writes one)", func(b *allocator.Block) {
+			r := b.Released[offB]
+			r.At = r.At.Add(time.Hour)
+			b.Released[offB] = r
+		}},
+	} {
+		edited := cur.Clone()
+		tc.edit(edited)
+		refused(tc.name, sb.UpdateBlock(ctx, edited), want)
+	}
+	withRecord := allocator.NewBlock(pool, netip.MustParsePrefix("198.18.7.40/29"), "node-b")
+	withRecord.Released = map[int]allocator.Cooling{3: {Node: "node-b", At: time.Now()}}
+	refused("B creates a block with a release record", sb.CreateBlock(ctx, withRecord), want)
+
+	// Pruning: B drops A's record (as allocating in the block does once it
+	// has expired), and its own.
+	pruned := cur.Clone()
+	delete(pruned.Released, offA)
+	if err := sb.UpdateBlock(ctx, pruned); err != nil {
+		t.Fatalf("B drops A's release record: %v", err)
+	}
+	delete(pruned.Released, offB)
+	if err := sb.UpdateBlock(ctx, pruned); err != nil {
+		t.Fatalf("B drops its own release record: %v", err)
+	}
 }
 
 // pluginToken is a rest.Config with a token of the chart's plugin account,

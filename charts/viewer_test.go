@@ -10,7 +10,8 @@ import (
 )
 
 // TestRenderViewer: the ClusterRole for people who run kubectl poolguard
-// reads pods, namespaces, nodes and the mode's IPPools, and nothing else;
+// reads pods, namespaces, nodes and the mode's IPPools (and in native mode
+// the history and claims who-had and export read), and nothing else;
 // viewer.enabled=false leaves it out. TestPluginRBAC (in
 // cmd/kubectl-poolguard/poolctl) runs the plugin under it.
 func TestRenderViewer(t *testing.T) {
@@ -19,7 +20,7 @@ func TestRenderViewer(t *testing.T) {
 		set  []string
 		want []string // "groups/resources/verbs"
 	}{
-		{nil, []string{core, "ipam.poolguard.dev/ippools/get,list"}},
+		{nil, []string{core, "ipam.poolguard.dev/ippools/get,list", "ipam.poolguard.dev/ipamhistories,ipamclaims/get,list"}},
 		{[]string{"mode=calico"}, []string{core, "projectcalico.org,crd.projectcalico.org/ippools/get,list"}},
 	} {
 		r := render(t, tc.set...)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -253,7 +254,7 @@ func TestCollectorNeverFreesReassigned(t *testing.T) {
 	// killed, naming the claim it never wrote.
 	retried := allocator.ClaimID("", "reassign-retried", "eth0")
 	blk := allocator.NewBlock(p, p.CIDR, "")
-	addr, seq, _, _ := blk.Allocate(retried, "node-a")
+	addr, seq, _, _ := blk.Allocate(retried, "node-a", allocator.Cooldown{})
 	if err := st.CreateBlock(ctx, blk); err != nil {
 		t.Fatal(err)
 	}
@@ -272,13 +273,14 @@ func TestCollectorNeverFreesReassigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cur.Release(addr, retried, seq) {
+	if !cur.Release(addr, retried, seq, time.Now()) {
 		t.Fatal("could not free the orphan by hand")
 	}
 	if err := st.UpdateBlock(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
-	a := &allocator.Allocator{Store: st, Node: "n"}
+	// The reassignment at once is what this test needs: no cooldown.
+	a := &allocator.Allocator{Store: st, Node: "n", Cooldown: 0}
 	other := assign(t, a, p, "reassign-other", ref)
 	again := assign(t, a, p, "reassign-retried", ref)
 	if again.ID != retried || again.Addresses[0].Addr != addr || again.Addresses[0].Seq == seq {
@@ -415,7 +417,7 @@ func TestCollectorFreesSlotsTheClaimDoesNotRecord(t *testing.T) {
 		other = netip.MustParsePrefix("203.0.113.0/28")
 	}
 	blk := allocator.NewBlock(p, other, "retry-node")
-	stray, _, _, _ := blk.Allocate(c.ID, "node-a")
+	stray, _, _, _ := blk.Allocate(c.ID, "node-a", allocator.Cooldown{})
 	if err := st.CreateBlock(ctx, blk); err != nil {
 		t.Fatal(err)
 	}
@@ -439,5 +441,55 @@ func TestCollectorFreesSlotsTheClaimDoesNotRecord(t *testing.T) {
 	}
 	if _, err := st.GetClaim(ctx, c.ID); err != nil {
 		t.Fatalf("claim: %v", err)
+	}
+}
+
+// TestCollectorReleasesCoolDown: what the collector frees (a gone pod's
+// claim, a slot no claim records) is recorded in its block at the
+// collector's clock, with the slot's node, so it cools down before it is
+// handed out again, as after a DEL.
+func TestCollectorReleasesCoolDown(t *testing.T) {
+	ctx := context.Background()
+	p := mkPool(t, "gc-cool-pool", "198.18.202.0/30") // one shared block, 2 usable
+	st := kubestore.Store{Client: lean}
+	a := &allocator.Allocator{Store: st, Node: "cool-node"}
+	gone := assign(t, a, p, "cool-gone", allocator.PodRef{Namespace: "default", Name: "cool-gone", UID: "5c0e7e2c-0000-0000-0000-000000000000"})
+	// The slot of an ADD killed before its claim write, on another node.
+	blk, err := st.GetBlock(ctx, p.CIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan, _, _, err := blk.Allocate(allocator.ClaimID("", "cool-orphan", "eth0"), "cool-node-2", allocator.Cooldown{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpdateBlock(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 29, 14, 27, 5, 0, time.UTC)
+	gc := &controller.Collector{Reader: kc, Live: kc, Store: st, GracePeriod: 0, Log: testr.New(t), Now: func() time.Time { return at }}
+	if rep, err := gc.Sweep(ctx); err != nil || rep.ClaimsReleased != 1 || rep.SlotsReleased != 1 {
+		t.Fatalf("sweep: %+v %v, want the gone pod's claim and the orphan freed", rep, err)
+	}
+	after, err := st.GetBlock(ctx, p.CIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[netip.Addr]allocator.Cooling{gone.Addresses[0].Addr: {Node: "cool-node", At: at}, orphan: {Node: "cool-node-2", At: at}}
+	if len(after.Slots) != 0 || len(after.Released) != len(want) {
+		t.Fatalf("after the sweep the block holds %v and records %v, want releases %v", after.Slots, after.Released, want)
+	}
+	for addr, w := range want {
+		off, _ := after.Offset(addr)
+		if r := after.Released[off]; r.Node != w.Node || !r.At.Equal(w.At) {
+			t.Errorf("release of %s recorded as %+v, want %+v", addr, r, w)
+		}
+	}
+	// Within the cooldown, neither address is handed out.
+	b := &allocator.Allocator{Store: st, Node: "cool-node", Cooldown: 5 * time.Minute, Now: func() time.Time { return at.Add(time.Minute) }}
+	_, err = b.Assign(ctx, allocator.Request{ContainerID: "cool-next", IfName: "eth0", Pod: allocator.PodRef{Namespace: "default", Name: "cool-next"},
+		Wants: []allocator.Want{{Ranges: []allocator.Range{p}}}})
+	if !errors.Is(err, allocator.ErrExhausted) || !strings.Contains(err.Error(), "2 addresses cooling down after release (ipam.cooldown 5m0s), the first free again at 2026-11-29T14:32:05Z") {
+		t.Fatalf("ADD within the cooldown of what the collector freed: %v", err)
 	}
 }

@@ -115,6 +115,13 @@ func (c *Collector) Sweep(ctx context.Context) (Report, error) {
 	for i := range claims.Items {
 		o := &claims.Items[i]
 		lists[o.Name] = listedSlots(o)
+		if o.DeletionTimestamp != nil {
+			// Released, and waiting for the history recorder: nothing
+			// of it is the collector's to free. Its slots stay listed
+			// above, so one still held (a claim deleted by hand under a
+			// live pod) is freed only once the claim is gone.
+			continue
+		}
 		key := types.NamespacedName{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name}
 		if i, ok := livePods[key]; ok && policy.IsThePod(string(pods.Items[i].UID), pods.Items[i].Annotations, o.Spec.Pod.UID) {
 			continue
@@ -194,7 +201,10 @@ func (c *Collector) releaseClaim(ctx context.Context, seen *v1alpha1.IPAMClaim) 
 	if err != nil {
 		return false, err
 	}
-	a := &allocator.Allocator{Store: c.Store, Node: o.Spec.Node}
+	// The release is recorded in the block (allocator.Block.Release), at
+	// the collector's clock: the addresses cool down before they are
+	// handed out again, as after a DEL.
+	a := &allocator.Allocator{Store: c.Store, Node: o.Spec.Node, Now: c.Now}
 	if err := a.ReleaseClaim(ctx, cl); err != nil {
 		return false, err
 	}
@@ -222,7 +232,7 @@ func (c *Collector) releaseOrphan(ctx context.Context, block netip.Prefix, addr 
 	if err == nil {
 		why = "its claim records other addresses (ADD interrupted, then retried)"
 	}
-	a := &allocator.Allocator{Store: c.Store}
+	a := &allocator.Allocator{Store: c.Store, Now: c.Now} // recorded, to cool down: see releaseClaim
 	if freed, err := a.ReleaseSlot(ctx, block, addr, s.Claim, s.Seq); err != nil || !freed {
 		return false, err
 	}

@@ -7,10 +7,14 @@ import (
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"poolguard.dev/poolguard/allocator/history/archive"
 	"poolguard.dev/poolguard/allocator/kubestore"
 	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
@@ -22,6 +26,12 @@ type Options struct {
 	GracePeriod time.Duration
 	// Interval between garbage collection sweeps: see DefaultInterval.
 	Interval time.Duration
+	// HistoryRetention is how long the attribution history keeps a
+	// released allocation: see DefaultHistoryRetention.
+	HistoryRetention time.Duration
+	// HistoryOff stops recording: the recorder only lets released claims
+	// go (see Recorder.Off).
+	HistoryOff bool
 }
 
 // MinGracePeriod is the shortest grace period poolguard-webhook runs the
@@ -46,17 +56,24 @@ func (o Options) Validate() error {
 			"keep it at least twice the CNI plugin's timeout (ipam.timeout, default 30s; in the chart, allocator.gc.gracePeriod and cni.timeout)",
 			ErrInvalidOptions, o.GracePeriod, MinGracePeriod)
 	}
+	if o.HistoryRetention != 0 && o.HistoryRetention < MinHistoryRetention {
+		return fmt.Errorf("%w: --history-retention %s is below the minimum %s: the history expires by whole UTC days", ErrInvalidOptions, o.HistoryRetention, MinHistoryRetention)
+	}
 	return nil
 }
 
-// Setup registers the IPPool status controller and the garbage collector
-// with the manager. Both run only on the elected leader.
+// Setup registers the IPPool status controller, the history recorder and
+// its expiry, and the garbage collector with the manager. All run only on
+// the elected leader.
 func Setup(mgr manager.Manager, o Options) error {
 	if o.GracePeriod == 0 {
 		o.GracePeriod = DefaultGracePeriod
 	}
 	if o.Interval == 0 {
 		o.Interval = DefaultInterval
+	}
+	if o.HistoryRetention == 0 {
+		o.HistoryRetention = DefaultHistoryRetention
 	}
 	if err := v1alpha1.AddToScheme(mgr.GetScheme()); err != nil {
 		return err
@@ -79,6 +96,20 @@ func Setup(mgr manager.Manager, o Options) error {
 		Watches(&v1alpha1.IPAMBlock{}, handler.EnqueueRequestsFromMapFunc(blockToPool)).
 		Complete(status); err != nil {
 		return fmt.Errorf("IPPool status controller: %w", err)
+	}
+	hist := archive.Archive{Client: mgr.GetClient(), Live: mgr.GetAPIReader()}
+	rec := &Recorder{Client: mgr.GetClient(), Archive: hist, Log: log.WithName("history"), Off: o.HistoryOff}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("history").
+		For(&v1alpha1.IPAMClaim{}, builder.WithPredicates(predicate.NewPredicateFuncs(wantsRecorder))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Complete(rec); err != nil {
+		return fmt.Errorf("history recorder: %w", err)
+	}
+	if !o.HistoryOff {
+		if err := mgr.Add(&Expirer{Archive: hist, Retention: o.HistoryRetention, Log: log.WithName("history")}); err != nil {
+			return err
+		}
 	}
 	gc := &Collector{Reader: mgr.GetClient(), Live: mgr.GetAPIReader(), Store: store, GracePeriod: o.GracePeriod, Log: log.WithName("gc")}
 	// A Runnable without NeedLeaderElection runs only on the leader.

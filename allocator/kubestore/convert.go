@@ -3,10 +3,13 @@ package kubestore
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"poolguard.dev/poolguard/allocator"
+	"poolguard.dev/poolguard/allocator/history"
 	"poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 )
 
@@ -31,7 +34,23 @@ func BlockToAPI(b *allocator.Block) *v1alpha1.IPAMBlock {
 		s := b.Slots[off]
 		o.Spec.Allocations = append(o.Spec.Allocations, v1alpha1.BlockAllocation{Slot: int32(off), Claim: s.Claim, Node: s.Node, Seq: int64(s.Seq)})
 	}
+	if len(b.Released) > 0 {
+		o.Spec.Released = make(map[string]v1alpha1.BlockRelease, len(b.Released))
+		for off, r := range b.Released {
+			o.Spec.Released[strconv.Itoa(off)] = v1alpha1.BlockRelease{Node: r.Node, At: metav1.NewTime(ceilSecond(r.At))}
+		}
+	}
 	return o
+}
+
+// ceilSecond rounds t up to the second, the precision of metav1.Time: a
+// release is stored no earlier than it happened, so its cooldown never
+// ends early.
+func ceilSecond(t time.Time) time.Time {
+	if s := t.Truncate(time.Second); s.Before(t) {
+		return s.Add(time.Second)
+	}
+	return t
 }
 
 // BlockFromAPI converts an object to a block.
@@ -61,6 +80,16 @@ func BlockFromAPI(o *v1alpha1.IPAMBlock) (*allocator.Block, error) {
 		}
 		b.Slots[int(a.Slot)] = allocator.Slot{Claim: a.Claim, Node: a.Node, Seq: uint64(a.Seq)}
 	}
+	if len(o.Spec.Released) > 0 {
+		b.Released = make(map[int]allocator.Cooling, len(o.Spec.Released))
+		for k, r := range o.Spec.Released {
+			off, err := strconv.Atoi(k)
+			if err != nil || strconv.Itoa(off) != k {
+				return nil, fmt.Errorf("%w: IPAMBlock %s: released slot %q is not a slot number", allocator.ErrInvalidState, o.Name, k)
+			}
+			b.Released[off] = allocator.Cooling{Node: r.Node, At: r.At.Time}
+		}
+	}
 	if err := b.Check(); err != nil {
 		return nil, fmt.Errorf("IPAMBlock %s: %w", o.Name, err)
 	}
@@ -81,15 +110,38 @@ func ClaimToAPI(c *allocator.Claim) *v1alpha1.IPAMClaim {
 			Pool: a.Pool, PoolCIDR: a.PoolCIDR.String(), Block: a.Block.String(), Address: a.Addr.String(), Seq: int64(a.Seq),
 		})
 	}
+	o.Labels = ClaimShardLabels(o)
 	return o
+}
+
+// ClaimShardLabels returns the labels that file a claim under the history
+// shards of its addresses (nil when it has none).
+func ClaimShardLabels(o *v1alpha1.IPAMClaim) map[string]string {
+	var l map[string]string
+	for _, a := range o.Spec.Addresses {
+		addr, err := netip.ParseAddr(a.Address)
+		if err != nil {
+			continue
+		}
+		if l == nil {
+			l = map[string]string{}
+		}
+		key := v1alpha1.LabelClaimShardIPv6
+		if addr.Unmap().Is4() {
+			key = v1alpha1.LabelClaimShardIPv4
+		}
+		l[key] = history.ShardLabel(history.ShardOf(addr))
+	}
+	return l
 }
 
 // ClaimFromAPI converts an object to a claim.
 func ClaimFromAPI(o *v1alpha1.IPAMClaim) (*allocator.Claim, error) {
 	c := &allocator.Claim{
 		ID: o.Name, Network: o.Spec.Network, ContainerID: o.Spec.ContainerID, IfName: o.Spec.IfName, Node: o.Spec.Node,
-		Pod:     allocator.PodRef{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name, UID: o.Spec.Pod.UID},
-		Version: o.ResourceVersion,
+		Pod:      allocator.PodRef{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name, UID: o.Spec.Pod.UID},
+		Version:  o.ResourceVersion,
+		Released: o.DeletionTimestamp != nil,
 	}
 	for _, a := range o.Spec.Addresses {
 		pc, err1 := netip.ParsePrefix(a.PoolCIDR)

@@ -1,10 +1,13 @@
 package kubestore_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,7 +29,7 @@ func TestBlockFromAPIRefusesWhatItCannotTrust(t *testing.T) {
 	good := func() *v1alpha1.IPAMBlock {
 		b := allocator.NewBlock(pool, netip.MustParsePrefix("198.51.100.16/28"), "node-a")
 		for _, c := range []string{"c-1", "c-2"} {
-			if _, _, _, err := b.Allocate(c, "node-a"); err != nil {
+			if _, _, _, err := b.Allocate(c, "node-a", allocator.Cooldown{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -56,6 +59,18 @@ func TestBlockFromAPIRefusesWhatItCannotTrust(t *testing.T) {
 		{"reserved address in a slot", func(o *v1alpha1.IPAMBlock) {
 			o.Name, o.Spec.CIDR, o.Spec.Allocations[0].Slot = "198-51-100-0-28", "198.51.100.0/28", 0
 		}, "reserved address 198.51.100.0"},
+		{"release record keyed by no slot number", func(o *v1alpha1.IPAMBlock) {
+			o.Spec.Released = map[string]v1alpha1.BlockRelease{"five": {Node: "node-a", At: metav1.Now()}}
+		}, `released slot "five" is not a slot number`},
+		{"release record keyed by a slot number not in decimal", func(o *v1alpha1.IPAMBlock) {
+			o.Spec.Released = map[string]v1alpha1.BlockRelease{"05": {Node: "node-a", At: metav1.Now()}}
+		}, `released slot "05"`},
+		{"release record past the end", func(o *v1alpha1.IPAMBlock) {
+			o.Spec.Released = map[string]v1alpha1.BlockRelease{"16": {Node: "node-a", At: metav1.Now()}}
+		}, "release record of slot 16 outside"},
+		{"release record without a time", func(o *v1alpha1.IPAMBlock) {
+			o.Spec.Released = map[string]v1alpha1.BlockRelease{"5": {Node: "node-a"}}
+		}, "release record of slot 5 has no time"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := good()
@@ -96,5 +111,64 @@ func TestInvalidPoolIsReportedAsInvalid(t *testing.T) {
 	_, err := policy.ChoosePools(pod, got.Index, policy.FailSafeRefuse)
 	if !errors.Is(err, policy.ErrInvalidPool) || errors.Is(err, policy.ErrUnknownPool) || !strings.Contains(err.Error(), "namespaceSelector") {
 		t.Errorf("ChoosePools = %v; want the pool reported invalid, with its selector's error", err)
+	}
+}
+
+// TestBlockReleasesRoundTrip: a block's release records survive the trip
+// to its object and back, each keyed by its slot and stored to the second,
+// rounded up so that a cooldown never ends early.
+func TestBlockReleasesRoundTrip(t *testing.T) {
+	pool := allocator.Range{Pool: "p", CIDR: netip.MustParsePrefix("198.51.100.0/24"), BlockSize: 28}
+	b := allocator.NewBlock(pool, netip.MustParsePrefix("198.51.100.16/28"), "node-a")
+	var held []netip.Addr
+	for _, c := range []string{"c-1", "c-2", "c-3"} {
+		addr, _, _, err := b.Allocate(c, "node-"+c, allocator.Cooldown{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, addr)
+	}
+	at := time.Date(2026, 11, 29, 14, 27, 5, 0, time.UTC)
+	for i, c := range []string{"c-1", "c-3"} {
+		off, _ := b.Offset(held[2*i])
+		if !b.Release(held[2*i], c, b.Slots[off].Seq, at.Add(time.Duration(i)*(time.Minute+time.Millisecond))) {
+			t.Fatal("release failed")
+		}
+	}
+	o := kubestore.BlockToAPI(b)
+	want := map[string]v1alpha1.BlockRelease{
+		"0": {Node: "node-c-1", At: metav1.NewTime(at)},
+		"2": {Node: "node-c-3", At: metav1.NewTime(at.Add(time.Minute + time.Second))}, // rounded up
+	}
+	if !reflect.DeepEqual(o.Spec.Released, want) {
+		t.Fatalf("released = %v, want %v", o.Spec.Released, want)
+	}
+	raw, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back v1alpha1.IPAMBlock
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	got, err := kubestore.BlockFromAPI(&back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRel := map[int]allocator.Cooling{
+		0: {Node: "node-c-1", At: at},
+		2: {Node: "node-c-3", At: at.Add(time.Minute + time.Second)},
+	}
+	if len(got.Released) != len(wantRel) {
+		t.Fatalf("read back %v, want %v", got.Released, wantRel)
+	}
+	for off, w := range wantRel {
+		if r := got.Released[off]; r.Node != w.Node || !r.At.Equal(w.At) {
+			t.Fatalf("slot %d read back %+v, want %+v", off, r, w)
+		}
+	}
+	// A block without releases has no field at all.
+	if raw, _ := json.Marshal(kubestore.BlockToAPI(allocator.NewBlock(pool, netip.MustParsePrefix("198.51.100.32/28"), ""))); strings.Contains(string(raw), "released") {
+		t.Fatalf("an empty block's object: %s", raw)
 	}
 }

@@ -23,6 +23,11 @@ type Store struct {
 	// Client reaches the API server directly (no cache): every read but
 	// the pools' feeds a conditional write.
 	Client *Client
+	// History has each new claim carry the history finalizer
+	// (v1alpha1.FinalizerHistory), so its release is recorded before it
+	// goes: the allocator's recorder must run (the chart's
+	// allocator.history.enabled), or released claims linger.
+	History bool
 }
 
 var _ allocator.Store = Store{}
@@ -40,6 +45,9 @@ func (s Store) GetClaim(ctx context.Context, id string) (*allocator.Claim, error
 func (s Store) CreateClaim(ctx context.Context, c *allocator.Claim) error {
 	o := ClaimToAPI(c)
 	o.ResourceVersion = ""
+	if s.History {
+		o.Finalizers = []string{v1alpha1.FinalizerHistory}
+	}
 	if err := s.Client.Create(ctx, Claims, o); err != nil {
 		return wrap(err, "IPAMClaim", c.ID)
 	}

@@ -171,7 +171,7 @@ func TestLargestBlockFitsEtcd(t *testing.T) {
 	cidr, _ := p.BlockAt(big.NewInt(7))
 	b := allocator.NewBlock(p, cidr, "huge-node")
 	for i := 0; ; i++ {
-		if _, _, _, err := b.Allocate(allocator.ClaimID("net", fmt.Sprintf("container-%064d", i), "eth0"), "node-a"); err != nil {
+		if _, _, _, err := b.Allocate(allocator.ClaimID("net", fmt.Sprintf("container-%064d", i), "eth0"), "node-a", allocator.Cooldown{}); err != nil {
 			break
 		}
 	}
@@ -195,7 +195,7 @@ func TestLargestBlockFitsEtcd(t *testing.T) {
 	}
 	addr := got.Addr(100)
 	s := got.Slots[100]
-	if !got.Release(addr, s.Claim, s.Seq) {
+	if !got.Release(addr, s.Claim, s.Seq, time.Now()) {
 		t.Fatal("release failed")
 	}
 	if err := st.UpdateBlock(ctx, got); err != nil {
@@ -204,6 +204,54 @@ func TestLargestBlockFitsEtcd(t *testing.T) {
 	// A stale copy cannot overwrite the update.
 	if err := st.UpdateBlock(ctx, b); !errors.Is(err, allocator.ErrConflict) {
 		t.Fatalf("stale update: %v, want ErrConflict", err)
+	}
+}
+
+// TestBlockReleasesStored: a block's release records go to the API server
+// and come back (the CRD's schema keeps them), also in the largest block
+// with half its addresses cooling down, which stays far below etcd's limit.
+func TestBlockReleasesStored(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	p := allocator.Range{Pool: "cooling", CIDR: netip.MustParsePrefix("2001:db8:c001::/48"), BlockSize: 116}
+	cidr, _ := p.BlockAt(big.NewInt(3))
+	b := allocator.NewBlock(p, cidr, "cooling-node")
+	for i := 0; ; i++ {
+		if _, _, _, err := b.Allocate(allocator.ClaimID("net", fmt.Sprintf("container-%064d", i), "eth0"), "cooling-node", allocator.Cooldown{}); err != nil {
+			break
+		}
+	}
+	if err := st.CreateBlock(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Truncate(time.Second)
+	for off := 0; off < b.Size(); off += 2 {
+		if s, ok := b.Slots[off]; ok && !b.Release(b.Addr(off), s.Claim, s.Seq, at) {
+			t.Fatalf("release of slot %d failed", off)
+		}
+	}
+	if err := st.UpdateBlock(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(kubestore.BlockToAPI(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a /116 block, half held and half cooling down, is %d bytes of JSON", len(raw))
+	if len(raw) > 512*1024 {
+		t.Fatalf("%d bytes: too close to etcd's limit", len(raw))
+	}
+	got, err := st.GetBlock(ctx, cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Released) != len(b.Released) || len(got.Released) < 2047 {
+		t.Fatalf("read back %d release records, wrote %d", len(got.Released), len(b.Released))
+	}
+	for off, r := range b.Released {
+		if g := got.Released[off]; g.Node != "cooling-node" || !g.At.Equal(r.At) {
+			t.Fatalf("slot %d: read back %+v, wrote %+v", off, g, r)
+		}
 	}
 }
 

@@ -208,7 +208,8 @@ func TestManyNodesConcurrently(t *testing.T) {
 
 // TestSmallPoolSharedByEightNodes: a /29 (6 usable addresses) named by pods
 // on 8 nodes at once fills exactly, then refuses with the exhaustion error;
-// a DEL makes room for exactly one more.
+// a DEL makes room for exactly one more (with the cooldown off: with it
+// on, see TestCooldown).
 func TestSmallPoolSharedByEightNodes(t *testing.T) {
 	const ns = "fw"
 	createNamespace(t, ns, nil)
@@ -249,11 +250,12 @@ func TestSmallPoolSharedByEightNodes(t *testing.T) {
 	if len(poolState(t, "fw-29")) != 6 {
 		t.Fatal("API state does not hold 6 addresses")
 	}
-	// Free one; exactly one of the refused pods now fits.
+	// Free one; exactly one of the refused pods now fits, at once with
+	// the cooldown off.
 	h := holders[rand.IntN(len(holders))]
 	mustOK(t, do(t, call{Cmd: "DEL", ContainerID: h.ctr, Pod: h.pod, Conf: netConf{Node: h.node}}), "DEL")
-	mustOK(t, do(t, call{Cmd: "ADD", ContainerID: refused[0].ctr, Pod: refused[0].pod, Conf: netConf{Node: refused[0].node}}), "ADD after DEL")
-	wantCode(t, do(t, call{Cmd: "ADD", ContainerID: refused[1].ctr, Pod: refused[1].pod, Conf: netConf{Node: refused[1].node}}), 11, "exhausted")
+	mustOK(t, do(t, call{Cmd: "ADD", ContainerID: refused[0].ctr, Pod: refused[0].pod, Conf: netConf{Node: refused[0].node, Cooldown: "0s"}}), "ADD after DEL")
+	wantCode(t, do(t, call{Cmd: "ADD", ContainerID: refused[1].ctr, Pod: refused[1].pod, Conf: netConf{Node: refused[1].node, Cooldown: "0s"}}), 11, "exhausted")
 	var pool apiv1alpha1.IPPool
 	if err := kc.Get(context.Background(), client.ObjectKey{Name: "fw-29"}, &pool); err != nil {
 		t.Fatal(err)

@@ -248,8 +248,20 @@ func orphans(t *testing.T, pool string) (neverWritten, unrecorded int) {
 // that claim's name.
 func killAtClaimWrite(t *testing.T, ns, node string) string {
 	t.Helper()
-	proxy := startAPIProxy(t)
 	pod := createPod(t, ns, "k-at-claim-write", node, frozen([]string{"kill-pool"}))
+	killedAtClaimWrite(t, pod, node)
+	if err := kc.Delete(context.Background(), pod, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	return allocator.ClaimID(networkName, pod.Name, "eth0")
+}
+
+// killedAtClaimWrite runs the pod's ADD (container ID: the pod's name)
+// and kills it with SIGKILL once its claim's POST has reached the proxy:
+// its slot is written, its claim is not.
+func killedAtClaimWrite(t *testing.T, pod *corev1.Pod, node string) {
+	t.Helper()
+	proxy := startAPIProxy(t)
 	proxy.holdNext(func(r *http.Request) bool {
 		return r.Method == http.MethodPost && resourceOf(r.URL.Path) == "ipamclaims"
 	})
@@ -271,8 +283,4 @@ func killAtClaimWrite(t *testing.T, ns, node string) string {
 	case err := <-exited:
 		t.Fatalf("ADD %s ended (%v) without POSTing its claim: %s; requests: %s", pod.Name, err, out.Bytes(), describe(proxy.requests()))
 	}
-	if err := kc.Delete(context.Background(), pod, client.GracePeriodSeconds(0)); err != nil {
-		t.Fatal(err)
-	}
-	return allocator.ClaimID(networkName, pod.Name, "eth0")
 }

@@ -106,6 +106,10 @@ type netConf struct {
 	PrevResult  json.RawMessage
 	Valid       []types.GCAttachment
 	Timeout     string
+	// Cooldown is ipam.cooldown; empty leaves the plugin's default (5m).
+	Cooldown string
+	// History is ipam.history: claims wait for the history recorder.
+	History bool
 }
 
 func (n netConf) JSON() []byte {
@@ -121,6 +125,12 @@ func (n netConf) JSON() []byte {
 	}
 	if n.Timeout != "" {
 		ipam["timeout"] = n.Timeout
+	}
+	if n.Cooldown != "" {
+		ipam["cooldown"] = n.Cooldown
+	}
+	if n.History {
+		ipam["history"] = true
 	}
 	c := map[string]any{"cniVersion": "1.1.0", "name": networkName, "type": "poolguard-ipam", "ipam": ipam}
 	if n.Annotations != nil {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"poolguard.dev/poolguard/allocator"
 	"poolguard.dev/poolguard/allocator/kubestore"
@@ -25,6 +26,9 @@ type blockCache struct {
 	dir     string
 	read    map[netip.Prefix]bool // blocks this process has read once
 	readAff bool                  // the affinity has been read once
+	// cooldown is the allocator's: a block whose free addresses are all
+	// cooling down is marked full too.
+	cooldown time.Duration
 }
 
 func newBlockCache(st kubestore.Store, dir string) *blockCache {
@@ -124,7 +128,7 @@ func (c *blockCache) load(cidr netip.Prefix) *allocator.Block {
 
 func (c *blockCache) save(b *allocator.Block) {
 	c.saveJSON(c.path(b.CIDR), kubestore.BlockToAPI(b))
-	if b.Free() == 0 {
+	if b.Available(allocator.Cooldown{Now: time.Now(), Period: c.cooldown}) == 0 {
 		if f, err := os.Create(c.fullPath(b.CIDR)); err == nil {
 			f.Close()
 		}
@@ -133,9 +137,9 @@ func (c *blockCache) save(b *allocator.Block) {
 	}
 }
 
-// LooksFull implements allocator.FullHinter: the block was full when this
-// node last wrote or read it. One stat, where reading the cached copy
-// would decode the whole block.
+// LooksFull implements allocator.FullHinter: the block was full (or had
+// only addresses cooling down) when this node last wrote or read it. One
+// stat, where reading the cached copy would decode the whole block.
 func (c *blockCache) LooksFull(cidr netip.Prefix) bool {
 	_, err := os.Stat(c.fullPath(cidr))
 	return err == nil

@@ -37,6 +37,9 @@ func (p *Plugin) check(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	if c.Released {
+		return fmt.Errorf("%w: the allocation of container %s interface %s was released", allocator.ErrMismatch, args.ContainerID, args.IfName)
+	}
 	if s.cfg.Net.RawPrevResult != nil {
 		if err := version.ParsePrevResult(&s.cfg.Net.PluginConf); err != nil {
 			return fmt.Errorf("%w: prevResult: %v", ErrBadConfig, err)

@@ -17,6 +17,10 @@ import (
 const (
 	DefaultTimeout  = 30 * time.Second
 	DefaultFailSafe = policy.FailSafeDefaults
+	// DefaultCooldown is how long a released address stays out of use
+	// (ipam.cooldown): long enough for a firewall's connection state for
+	// it to expire and its logs to show a gap between two pods.
+	DefaultCooldown = 5 * time.Minute
 	// GracePeriodPerTimeout is how many plugin timeouts the garbage
 	// collector's grace period must hold at least (ipam.gcGracePeriod).
 	// The collector frees a slot no claim records once it has seen it so
@@ -48,6 +52,7 @@ var ErrBadConfig = errors.New("invalid plugin configuration")
 //	  "failSafe": "defaults",
 //	  "timeout": "30s",
 //	  "gcGracePeriod": "5m",
+//	  "cooldown": "5m",
 //	  "lockDir": "/run/poolguard-ipam",
 //	  "routes": [{"dst": "169.254.1.1/32", "scope": 253},
 //	             {"dst": "0.0.0.0/0", "gw": "169.254.1.1"}]
@@ -72,9 +77,23 @@ type IPAMConfig struct {
 	// free the slots of an ADD still running. Absent: no check (the
 	// plugin cannot know the collector's setting).
 	GCGracePeriod string `json:"gcGracePeriod,omitempty"`
+	// Cooldown is how long an address released (by a DEL, a CNI GC or
+	// the garbage collector) stays out of use before the plugin hands it
+	// out again, as a Go duration, so that a firewall's connection state
+	// and logs for it cannot be mistaken for the next pod's. Default 5m
+	// (DefaultCooldown); "0s" turns it off. The chart renders it from
+	// allocator.cooldown. It applies to every block the node allocates
+	// from, the shared and borrowed ones too: give all nodes the same.
+	Cooldown string `json:"cooldown,omitempty"`
 	// LockDir holds the node-local lock that queues this node's plugin
 	// processes for their block. Default /run/poolguard-ipam.
 	LockDir string `json:"lockDir,omitempty"`
+	// History has every claim the plugin writes carry the attribution
+	// history's finalizer, so that its release is recorded before the
+	// claim goes, even one made while the recorder is down. Set it only
+	// where the allocator's recorder runs (the chart renders it from
+	// allocator.history.enabled): without it, released claims linger.
+	History bool `json:"history,omitempty"`
 	// Routes are returned with every result whose addresses include one
 	// of the route's family, for the main plugin to install in the pod
 	// (as host-local's "routes"). poolguard-ipam returns no gateway: a
@@ -110,6 +129,10 @@ type Config struct {
 	PodAnnotations map[string]string
 	LockDir        string
 	Routes         []*types.Route
+	// Cooldown: see IPAMConfig.Cooldown.
+	Cooldown time.Duration
+	// History: see IPAMConfig.History.
+	History bool
 }
 
 // getenv is os.Getenv, replaceable by fuzzing and tests.
@@ -122,7 +145,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, &n); err != nil {
 		return nil, fmt.Errorf("%w: not JSON: %w", ErrBadConfig, err)
 	}
-	c := &Config{Net: n, Kubeconfig: n.IPAM.Kubeconfig, FailSafe: n.IPAM.FailSafe, Timeout: DefaultTimeout, LockDir: n.IPAM.LockDir}
+	c := &Config{Net: n, Kubeconfig: n.IPAM.Kubeconfig, FailSafe: n.IPAM.FailSafe, Timeout: DefaultTimeout, LockDir: n.IPAM.LockDir, History: n.IPAM.History}
 	if c.LockDir == "" {
 		c.LockDir = DefaultLockDir
 	}
@@ -146,6 +169,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := checkGracePeriod(n.IPAM, c.Timeout); err != nil {
 		return nil, err
 	}
+	cooldown, err := parseCooldown(n.IPAM.Cooldown)
+	if err != nil {
+		return nil, err
+	}
+	c.Cooldown = cooldown
 	c.Node, c.NodeFrom = n.IPAM.NodeName, "ipam.nodeName"
 	for _, k := range []string{"NODENAME", "KUBERNETES_NODE_NAME"} {
 		if c.Node == "" {
@@ -175,6 +203,21 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.PodAnnotations = n.RuntimeConfig.PodAnnotations
 	}
 	return c, nil
+}
+
+// parseCooldown parses ipam.cooldown: DefaultCooldown when absent.
+func parseCooldown(v string) (time.Duration, error) {
+	if v == "" {
+		return DefaultCooldown, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w: ipam.cooldown %q is not a duration such as 5m (how long a released address stays out of use; 0s turns the cooldown off)", ErrBadConfig, v)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%w: ipam.cooldown %s is negative: use 0s to hand released addresses out again at once, or a positive duration such as 5m", ErrBadConfig, v)
+	}
+	return d, nil
 }
 
 // checkGracePeriod refuses a timeout the garbage collector's grace period

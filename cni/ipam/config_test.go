@@ -51,6 +51,37 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+// TestCooldownConfig: ipam.cooldown defaults to 5m, "0s" turns it off, and
+// a negative or unparsable one is refused as a configuration error saying
+// what to write.
+func TestCooldownConfig(t *testing.T) {
+	conf := func(cooldown string) []byte {
+		if cooldown == "" {
+			return []byte(`{"cniVersion":"1.1.0","name":"k8s","ipam":{"kubeconfig":"/k","nodeName":"n1"}}`)
+		}
+		return []byte(`{"cniVersion":"1.1.0","name":"k8s","ipam":{"kubeconfig":"/k","nodeName":"n1","cooldown":"` + cooldown + `"}}`)
+	}
+	for in, want := range map[string]time.Duration{"": DefaultCooldown, "0s": 0, "0": 0, "90s": 90 * time.Second, "1h": time.Hour} {
+		c, err := ParseConfig(conf(in))
+		if err != nil || c.Cooldown != want {
+			t.Errorf("cooldown %q: %v, %v; want %s", in, c.Cooldown, err, want)
+		}
+	}
+	if DefaultCooldown != 5*time.Minute {
+		t.Errorf("DefaultCooldown %s, want 5m", DefaultCooldown)
+	}
+	for in, want := range map[string]string{
+		"-1m":  "ipam.cooldown -1m is negative: use 0s to hand released addresses out again at once",
+		"soon": `ipam.cooldown "soon" is not a duration such as 5m`,
+		"5":    `ipam.cooldown "5" is not a duration`,
+	} {
+		_, err := ParseConfig(conf(in))
+		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("cooldown %q: %v, want ErrBadConfig saying %q", in, err, want)
+		}
+	}
+}
+
 // TestResultRoutes: the configured routes reach the result, in order and
 // with their scope, but only those of a family the pod has an address of.
 func TestResultRoutes(t *testing.T) {

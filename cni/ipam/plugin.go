@@ -60,10 +60,11 @@ func (p *Plugin) open(args *skel.CmdArgs) (*session, context.Context, context.Ca
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: client: %w", ErrBadConfig, err)
 	}
-	st := kubestore.Store{Client: c}
+	st := kubestore.Store{Client: c, History: cfg.History}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	cached := newBlockCache(st, filepath.Join(cfg.LockDir, cfg.Node))
-	alloc := &allocator.Allocator{Store: cached, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, lockHolder(args), p.log().Warn)}
+	cached.cooldown = cfg.Cooldown
+	alloc := &allocator.Allocator{Store: cached, Node: cfg.Node, Serialize: nodeLock(cfg.LockDir, cfg.Node, lockHolder(args), p.log().Warn), Cooldown: cfg.Cooldown}
 	return &session{cfg: cfg, store: st, cache: cached, alloc: alloc}, ctx, cancel, nil
 }
 

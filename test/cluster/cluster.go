@@ -109,6 +109,9 @@ type Cluster struct {
 	// extraNetns are other network namespaces the cluster made (a
 	// firewall), deleted by Close.
 	extraNetns []string
+	// closers stop what the cluster's helpers started (a firewall's
+	// service) before the namespaces go.
+	closers []func()
 }
 
 // Timing is how long one step of Start took.
@@ -317,6 +320,9 @@ func (c *Cluster) close() error {
 		if err != nil {
 			errs = append(errs, err)
 		}
+	}
+	for _, stop := range c.closers {
+		stop()
 	}
 	add(c.kubelet.stop(15 * time.Second))
 	add(killCgroupProcs(c.cgroupRoot, 20*time.Second))

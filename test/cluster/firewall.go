@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"poolguard.dev/poolguard/test/netlab"
 )
@@ -28,6 +30,7 @@ type Firewall struct {
 	Addr  netip.AddrPort
 	netns string
 	stop  func()
+	once  sync.Once
 }
 
 // StartFirewall starts the firewall; Close removes it with the cluster.
@@ -63,11 +66,32 @@ func (c *Cluster) StartFirewall(trusted ...netip.Prefix) (*Firewall, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Firewall{Addr: netip.AddrPortFrom(firewallLinkFW.Addr(), FirewallPort), netns: f, stop: stop}, nil
+	fw := &Firewall{Addr: netip.AddrPortFrom(firewallLinkFW.Addr(), FirewallPort), netns: f, stop: stop}
+	c.closingMu.Lock()
+	c.closers = append(c.closers, fw.Close)
+	c.closingMu.Unlock()
+	return fw, nil
 }
 
-// Close stops the firewall's service; its namespace goes with the cluster.
-func (f *Firewall) Close() { f.stop() }
+// Close stops the firewall's service (once; the cluster's Close does it
+// too); its namespace goes with the cluster.
+func (f *Firewall) Close() { f.once.Do(f.stop) }
+
+// Load applies an nftables script in the firewall's namespace, as one
+// transaction (nft -f).
+func (f *Firewall) Load(script string) error {
+	cmd := exec.Command("ip", "netns", "exec", f.netns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft -f in %s: %w: %s", f.netns, err, out)
+	}
+	return nil
+}
+
+// List returns nft list's output for what (e.g. "set", "inet", "t", "s").
+func (f *Firewall) List(what ...string) (string, error) {
+	return netlab.Run("ip", append([]string{"netns", "exec", f.netns, "nft", "list"}, what...)...)
+}
 
 // PodNetns returns the path of the network namespace holding addr: the
 // sandbox of the pod with that address, pinned by containerd under its

@@ -63,6 +63,9 @@ func (c *Cluster) CNIConfDir() string { return c.cniConfDir }
 // node's network namespace (see InNode).
 func (c *Cluster) AdminKubeconfig() string { return c.pki.Admin }
 
+// NodeNetnsPath is the path of the node's network namespace.
+func (c *Cluster) NodeNetnsPath() string { return filepath.Join(netnsDir, c.Netns) }
+
 // InNode runs a command inside the node's network namespace (where the API
 // server listens on loopback), e.g. helm or kubectl with KUBECONFIG set to
 // AdminKubeconfig, and returns its output.

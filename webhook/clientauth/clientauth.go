@@ -58,6 +58,12 @@ type Config struct {
 	AllowedNames []string
 	// Log receives CA reloads and failed reloads.
 	Log logr.Logger
+	// Optional lets callers without a certificate through the handshake
+	// (a certificate that is presented must still verify against the CA,
+	// and carry an allowed name), for a server that also accepts other
+	// credentials and authenticates per request: the export port, where
+	// a firewall presents a certificate or a bearer token.
+	Optional bool
 }
 
 // TLSOption returns an option for controller-runtime's webhook server
@@ -70,6 +76,10 @@ func (c Config) TLSOption() (func(*tls.Config), error) {
 		return nil, err
 	}
 	allowed := slices.Clone(c.AllowedNames)
+	clientAuth := tls.RequireAndVerifyClientCert
+	if c.Optional {
+		clientAuth = tls.VerifyClientCertIfGiven
+	}
 	return func(base *tls.Config) {
 		// Per handshake, a copy of the server's final config (controller-
 		// runtime sets its certificate watcher after the options run) with
@@ -78,10 +88,15 @@ func (c Config) TLSOption() (func(*tls.Config), error) {
 		base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			cfg := base.Clone()
 			cfg.GetConfigForClient = nil
-			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+			cfg.ClientAuth = clientAuth
 			cfg.ClientCAs = cas.pool()
 			if len(allowed) > 0 {
-				cfg.VerifyConnection = func(cs tls.ConnectionState) error { return checkName(cs, allowed) }
+				cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+					if clientAuth == tls.VerifyClientCertIfGiven && len(cs.PeerCertificates) == 0 {
+						return nil
+					}
+					return checkName(cs, allowed)
+				}
 			}
 			return cfg, nil
 		}

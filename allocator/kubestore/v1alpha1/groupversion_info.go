@@ -1,6 +1,8 @@
 // Package v1alpha1 holds the allocator's state objects: IPAMBlock (a block
 // of a pool, claimed by a node, with its used slots), IPAMClaim (what one
-// CNI attachment holds) and IPAMAffinity (which blocks a node holds). They
+// CNI attachment holds), IPAMAffinity (which blocks a node holds) and
+// IPAMHistory (a segment of the attribution history: who held which
+// address, when). They
 // are the allocator's internals, not a user API: people read them to debug
 // and the garbage collector repairs them; nobody should edit them.
 //
@@ -29,7 +31,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &IPAMBlock{}, &IPAMBlockList{}, &IPAMClaim{}, &IPAMClaimList{}, &IPAMAffinity{}, &IPAMAffinityList{})
+	s.AddKnownTypes(GroupVersion, &IPAMBlock{}, &IPAMBlockList{}, &IPAMClaim{}, &IPAMClaimList{}, &IPAMAffinity{}, &IPAMAffinityList{}, &IPAMHistory{}, &IPAMHistoryList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -44,6 +44,25 @@ type IPAMBlockSpec struct {
 	// +listMapKey=slot
 	// +kubebuilder:validation:MaxItems=4096
 	Allocations []BlockAllocation `json:"allocations,omitempty"`
+	// Released records the slots freed recently, keyed by slot (the
+	// address's offset in the block, in decimal): the plugin does not
+	// hand an address out again until its cooldown (ipam.cooldown) has
+	// passed since the release, and drops the records that hold nothing
+	// back whenever it allocates in the block. A map, not a list, so that
+	// the chart's admission policy finds a slot's record by its key: a
+	// node's plugin may add records only of its own slots.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=4096
+	Released map[string]BlockRelease `json:"released,omitempty"`
+}
+
+// BlockRelease records a slot's last release.
+type BlockRelease struct {
+	// Node is the node whose slot it was.
+	Node string `json:"node"`
+	// At is when the slot was freed, to the second (rounded up, so that
+	// the cooldown never ends early).
+	At metav1.Time `json:"at"`
 }
 
 // BlockAllocation is one used slot.

@@ -149,6 +149,10 @@ The timeouts checked: each poolguard-ipam plugin's of cni.networkConfig
 {{- if include "poolguard.allocating" . -}}
 {{- $graceValue := .Values.allocator.gc.gracePeriod -}}
 {{- $grace := include "poolguard.seconds" (dict "name" "allocator.gc.gracePeriod" "value" $graceValue) | float64 -}}
+{{- $retention := include "poolguard.seconds" (dict "name" "allocator.history.retention" "value" .Values.allocator.history.retention) | float64 -}}
+{{- if lt $retention 86400.0 -}}
+{{- fail (printf "allocator.history.retention (%s) is below the minimum 24h: the attribution history expires by whole UTC days; poolguard-webhook refuses such a --history-retention too" (toString .Values.allocator.history.retention)) -}}
+{{- end -}}
 {{- if lt $grace 10.0 -}}
 {{- fail (printf "allocator.gc.gracePeriod (%s) is below the minimum 10s: it must be at least twice the CNI plugin's timeout (cni.timeout), and a timeout under 5s fails ADDs on a busy API server; poolguard-webhook refuses such a --gc-grace-period too" $graceValue) -}}
 {{- end -}}

@@ -29,7 +29,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	err := cmd.ExecuteContext(ctx)
-	if err != nil && !errors.Is(err, ErrFound) {
+	if err != nil && !errors.Is(err, ErrFound) && !errors.Is(err, ErrNothing) {
 		fmt.Fprintln(stderr, "error:", err)
 	}
 	return ExitCode(err)
@@ -60,7 +60,8 @@ func NewCommand(stdin io.Reader) *cobra.Command {
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		Short:             "Explain which IP pools pods get from poolguard, and report drift",
 		Long: `kubectl poolguard explains which IP pools a pod gets, and why, with the
-admission webhook's own policy code, and reports pods whose pools drifted.
+admission webhook's own policy code, reports pods whose pools drifted, and
+prints the address lists the live export serves firewalls (export).
 
 Exit codes: 0 nothing found; 1 drift found something, or explain -f found
 that the pod would be refused; 2 error.`,
@@ -72,7 +73,7 @@ that the pod would be refused; 2 error.`,
 	clientcmd.BindOverrideFlags(o.overrides, pf, clientcmd.RecommendedConfigOverrideFlags(""))
 	pf.StringVarP(&o.output, "output", "o", OutputTable, "output format: table, json or yaml")
 	pf.StringVar(&o.mode, "mode", ModeNative, "whose IPPools to read: native (poolguard's) or calico (Calico's, for a Calico-mode install)")
-	root.AddCommand(explainCommand(o), driftCommand(o), noHistoryCommand("who-had"), noHistoryCommand("export"))
+	root.AddCommand(explainCommand(o), driftCommand(o), whoHadCommand(o), exportCommand(o))
 	return root
 }
 
@@ -267,18 +268,4 @@ Exit codes: 0 nothing found, 1 something found, 2 error.`,
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "check the pods of every namespace")
 	return cmd
-}
-
-// noHistoryCommand answers the subcommands of issue #12 that need an
-// attribution history, which poolguard does not record yet: hidden, but
-// clear when asked for.
-func noHistoryCommand(name string) *cobra.Command {
-	return &cobra.Command{
-		Use:                name,
-		Hidden:             true,
-		DisableFlagParsing: true,
-		RunE: func(*cobra.Command, []string) error {
-			return fmt.Errorf("%w: %s needs the attribution history of SPEC §7 (every allocation and release, kept after the pod is gone), which poolguard does not record yet; only explain and drift are available", ErrNoHistory, name)
-		},
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	storev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/pools/source"
@@ -40,6 +41,9 @@ func Connect(cfg *rest.Config, mode string) (*Cluster, error) {
 		return nil, err
 	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := storev1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

@@ -25,9 +25,9 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrNotFound: the pod or namespace asked about does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrNoHistory: the subcommand needs an attribution history that
-	// poolguard does not record yet.
-	ErrNoHistory = errors.New("no attribution history")
+	// ErrNothing: who-had found no pod that held the address. Not a
+	// failure of the command: exit code 1, as grep.
+	ErrNothing = errors.New("nothing found")
 )
 
 // Exit codes, documented in the README: scripts and cron jobs rely on them.
@@ -35,7 +35,7 @@ const (
 	// ExitOK: nothing found.
 	ExitOK = 0
 	// ExitFound: drift found pods to look at, or explain -f found that
-	// the pod would be refused.
+	// the pod would be refused; who-had found nobody.
 	ExitFound = 1
 	// ExitError: the command could not answer (usage, access, cluster).
 	ExitError = 2
@@ -46,7 +46,7 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, ErrFound):
+	case errors.Is(err, ErrFound), errors.Is(err, ErrNothing):
 		return ExitFound
 	}
 	return ExitError

@@ -99,7 +99,7 @@ func (s *Story) firewall(context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer fw.Close()
+	s.fw = fw // the export's firewall, later, is this one with other rules
 	p := s.paymentsPods[0]
 	ip := netip.MustParseAddr(p.Status.PodIP)
 	ns, err := s.c.PodNetns(ip)

@@ -78,6 +78,8 @@ type Story struct {
 	logf    func(format string, args ...any)
 
 	paymentsPods, shopPods []corev1.Pod
+	// fw is the legacy firewall, started by the firewall step.
+	fw *cluster.Firewall
 }
 
 // New prepares the story on c, whose network must be Network(). narrate
@@ -123,6 +125,9 @@ func (s *Story) Steps() []Step {
 			"The payments owner points the namespace at the general pool; then a pod's sandbox is killed and the kubelet recreates it: the pod keeps the range it was admitted with.",
 			s.recreatedSandbox},
 		{"Deleting pods releases their addresses", "", s.release},
+		{"A firewall trusts the payments namespace, fed by poolguard's live export; who-had names a pod after it is gone",
+			"Payments now defaults to the general pool, which shop's pods share. The firewall polls the export of namespace payments every second (HTTPS, a token of its own ServiceAccount that may read that one list) into an nftables set: a payments pod of the general pool is let through, a shop pod of the same pool is refused. The payments pod is deleted; the set follows; kubectl poolguard who-had names it for the address and time the firewall logged.",
+			s.exportFirewall},
 		{"A static pod gets an address and keeps it past the garbage collector's grace period",
 			fmt.Sprintf("The kubelet runs static pods under their own UID; the API shows a mirror pod with another. The collector (grace %s, a sweep every %s) must not take the address away.", gcGrace, gcInterval),
 			s.staticPod},

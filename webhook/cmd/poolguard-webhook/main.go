@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	allocatorcontroller "poolguard.dev/poolguard/allocator/controller"
 	"poolguard.dev/poolguard/webhook"
 	"poolguard.dev/poolguard/webhook/certrotator"
+	"poolguard.dev/poolguard/webhook/exportserver"
 	"poolguard.dev/poolguard/webhook/poolseed"
 )
 
@@ -78,8 +80,21 @@ func run() error {
 	flag.BoolVar(&allocCtrls, "allocator-controllers", false, "Run the allocator's leader-elected controllers: garbage collection of addresses whose pod is gone and IPPool status (native mode; off in Calico mode).")
 	flag.DurationVar(&allocOpts.GracePeriod, "gc-grace-period", allocatorcontroller.DefaultGracePeriod, "How long an allocation must look orphaned before it is freed; at least "+allocatorcontroller.MinGracePeriod.String()+" and at least twice the CNI plugin's timeout (ipam.timeout).")
 	flag.DurationVar(&allocOpts.Interval, "gc-interval", allocatorcontroller.DefaultInterval, "How often the garbage collector sweeps.")
+	flag.DurationVar(&allocOpts.HistoryRetention, "history-retention", allocatorcontroller.DefaultHistoryRetention, "With --allocator-controllers: how long the attribution history keeps released allocations (IPAMHistory objects), at least "+allocatorcontroller.MinHistoryRetention.String()+"; expired by whole UTC days.")
+	flag.Func("history", "With --allocator-controllers: record the attribution history (true, the default), or only let released claims go (false).", func(v string) error {
+		on, err := strconv.ParseBool(v)
+		allocOpts.HistoryOff = !on
+		return err
+	})
 	// The chart's `ippools` value: applied by the elected replica once it
 	// serves, because helm cannot create them before the webhook does.
+	// The live export for firewalls (see package webhook/exportserver),
+	// on every replica.
+	var exportOpts exportserver.Options
+	flag.StringVar(&exportOpts.BindAddress, "export-bind-address", exportserver.DefaultBindAddress, "Address the live export for firewalls (pool CIDRs, addresses in use per pool and per namespace) serves HTTPS on, with the --cert-dir certificate; 0 disables it.")
+	flag.StringVar(&exportOpts.ClientCAFile, "export-client-ca-file", "", "PEM CA bundle: the export also accepts client certificates signed by it (CN the user, O the groups, authorized by SubjectAccessReview like a token); re-read when the file changes. Empty: bearer tokens only.")
+	flag.BoolVar(&exportOpts.Addresses, "export-addresses", true, "Native mode: export the addresses in use from poolguard's IPAMClaims; false when another IPAM allocates (the address lists then answer 501). Calico mode never has them.")
+	flag.StringVar(&exportOpts.ReaderRole, "export-reader-role", exportserver.DefaultReaderRole, "The ClusterRole that grants the export's lists, named in its 403 answers (the chart's <release>-export-reader).")
 	seedConfigMap := flag.String("ippools-configmap", "", "Apply the IPPools listed in this ConfigMap of the pod's namespace (POD_NAMESPACE, key "+poolseed.DataKey+") once the webhook serves, and again when it changes (elected replica; see package webhook/poolseed); empty: none.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -146,6 +161,10 @@ func run() error {
 	if err := webhook.Setup(mgr, webhook.Options{Mode: poolMode, Enforcement: mode, ExcludedNamespaces: excluded}); err != nil {
 		return err
 	}
+	exportOpts.CertDir, exportOpts.Mode = certDir, poolMode
+	if err := exportserver.Setup(mgr, exportOpts); err != nil {
+		return err
+	}
 	if allocCtrls {
 		if err := allocatorcontroller.Setup(mgr, allocOpts); err != nil {
 			return err
@@ -162,7 +181,7 @@ func run() error {
 		}
 	}
 	log.Info("starting", "version", version, "mode", poolMode, "enforcement", mode, "webhookPort", port, "certDir", certDir,
-		"clientCAFile", auth.clientCAFile, "metricsSecure", metricsSecure)
+		"clientCAFile", auth.clientCAFile, "metricsSecure", metricsSecure, "exportBindAddress", exportOpts.BindAddress, "exportClientCAFile", exportOpts.ClientCAFile)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 

@@ -1,0 +1,87 @@
+package charts_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// testExportInstalled calls the webhook process's live export as the
+// chart installed it: HTTPS with the serving certificate under the
+// Service's name, 401 without credentials, 403 for a service account the
+// chart's export-reader ClusterRole is not bound to, and the lists for
+// one it is bound to. The process reads IPAMClaims and asks the API
+// server (TokenReview, SubjectAccessReview) under the chart's RBAC.
+func testExportInstalled(ctx context.Context, t *testing.T, c *cluster, port int, caPEM []byte, pool, cidr string) {
+	const firewalls = "firewalls"
+	must(t, c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: firewalls}}))
+	token := func(sa string) string {
+		t.Helper()
+		acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: firewalls, Name: sa}}
+		must(t, c.admin.Create(ctx, acct))
+		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(600))}}
+		must(t, c.admin.SubResource("token").Create(ctx, acct, tr))
+		return tr.Status.Token
+	}
+	reader, stranger := token("pan-fw"), token("stranger")
+	must(t, c.admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "pan-fw-export"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: installRelease + "-export-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: firewalls, Name: "pan-fw"}},
+	}))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: roots, ServerName: installSvc + "." + installNS + ".svc", MinVersion: tls.VersionTLS12,
+	}}}
+	defer hc.CloseIdleConnections()
+	get := func(token, path string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d%s", port, path), nil)
+		must(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("calling the export over HTTPS, verifying the webhook's certificate: %v", err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, err := io.ReadAll(resp.Body)
+		must(t, err)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("", "/v1/pools"); code != http.StatusUnauthorized {
+		t.Errorf("no credentials: HTTP %d, want 401\n%s", code, body)
+	}
+	if code, body := get(stranger, "/v1/pools"); code != http.StatusForbidden || !strings.Contains(body, installRelease+"-export-reader") {
+		t.Errorf("a service account without the binding: HTTP %d, want 403 naming the ClusterRole\n%s", code, body)
+	}
+	// The binding reaches the API server's authorizer within moments; a
+	// refusal is cached 5s.
+	var code int
+	var body string
+	for start := time.Now(); time.Since(start) < 20*time.Second; time.Sleep(200 * time.Millisecond) {
+		if code, body = get(reader, "/v1/pools/"+pool); code == http.StatusOK {
+			break
+		}
+	}
+	if code != http.StatusOK || body != cidr+"\n" {
+		t.Errorf("bound to the export-reader: HTTP %d %q, want 200 %q", code, body, cidr+"\n")
+	}
+	// The address lists need the claims informer (the chart's RBAC).
+	if code, body := get(reader, "/v1/namespaces/nobody-here/addresses?format=json"); code != http.StatusOK || strings.TrimSpace(body) != `{"kind":"namespace","namespace":"nobody-here","addresses":[]}` {
+		t.Errorf("an empty namespace's list: HTTP %d %q", code, body)
+	}
+}
