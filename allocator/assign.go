@@ -74,7 +74,7 @@ func (a *Allocator) Assign(ctx context.Context, req Request) (*Claim, error) {
 // history has recorded the release and the old claim is gone.
 func existing(c *Claim) (*Claim, error) {
 	if c.Released {
-		return nil, fmt.Errorf("%w: the attachment's previous claim %s was released at its DEL and is being recorded in the attribution history; try again in a few seconds", ErrBusy, c.ID)
+		return nil, fmt.Errorf("%w: the attachment's previous claim %s was released at its DEL and is being recorded in the attribution history; try again in a few seconds", ErrReleasing, c.ID)
 	}
 	return c, nil
 }

@@ -21,6 +21,10 @@ var (
 	ErrConflict = errors.New("write conflict")
 	// ErrBusy: too many write conflicts in a row; retrying later helps.
 	ErrBusy = errors.New("too much contention")
+	// ErrReleasing: the attachment's previous claim is released but not
+	// gone yet (the store keeps it until the history has recorded it);
+	// retrying in a few seconds helps.
+	ErrReleasing = errors.New("previous allocation still being released")
 	// ErrUnavailable: the store (the API server) cannot be reached.
 	ErrUnavailable = errors.New("state store unavailable")
 	// ErrRefused: the store refused the caller's credential, as expired

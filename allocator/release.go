@@ -23,14 +23,32 @@ func (a *Allocator) Release(ctx context.Context, network, containerID, ifName st
 	return a.ReleaseClaim(ctx, c)
 }
 
-// ReleaseClaim frees a claim's addresses, each only if its slot still holds
-// the claim's sequence number, then deletes the claim.
+// ReleaseClaim deletes a claim, then frees its addresses, each only if its
+// slot still holds the claim's sequence number.
+//
+// The claim goes first so that the release's time (the claim's deletion:
+// what the attribution history records, and when the live export stops
+// listing the address) comes before the address is free. Neither the
+// history nor a firewall fed by the export then ever shows the address
+// with two holders, whatever happens between the two writes. A release
+// interrupted there leaves slots naming a claim that is gone, or released
+// and waiting for the history: the runtime's retried DEL frees them
+// (Release), or else the garbage collector.
 func (a *Allocator) ReleaseClaim(ctx context.Context, c *Claim) error {
+	if err := a.deleteClaim(ctx, c); err != nil {
+		return err
+	}
 	for _, as := range c.Addresses {
 		if _, err := a.ReleaseSlot(ctx, as.Block, as.Addr, c.ID, as.Seq); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// deleteClaim deletes the claim read as c, unless it is gone or was
+// replaced by another claim of the same attachment.
+func (a *Allocator) deleteClaim(ctx context.Context, c *Claim) error {
 	for range 3 {
 		err := a.Store.DeleteClaim(ctx, c)
 		if !errors.Is(err, ErrConflict) {

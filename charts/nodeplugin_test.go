@@ -44,7 +44,7 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 	store := func(cfg *rest.Config) kubestore.Store {
 		cl, err := kubestore.NewClient(cfg)
 		must(t, err)
-		return kubestore.Store{Client: cl}
+		return kubestore.Store{Client: cl, History: true} // as the chart configures the plugin
 	}
 	nodeA, nodeB := "node-a", "node-b"
 	sa, sb := store(c.pluginToken(ctx, t, admin, nodeA)), store(c.pluginToken(ctx, t, admin, nodeB))
@@ -118,6 +118,13 @@ func testNodePluginIPAM(ctx context.Context, t *testing.T, c *cluster) {
 	own.Finalizers = nil
 	own.Labels = map[string]string{"tampered": "true"}
 	refused("B changes its own claim", sb.Client.Update(ctx, kubestore.Claims, own.Name, &own), "may not change IPAMClaim")
+	// Nor create one without it, which it could delete before the
+	// recorder marks it.
+	unmarked := sb
+	unmarked.History = false
+	bare := *bLast
+	bare.ID, bare.ContainerID, bare.Version = allocator.ClaimID("net", "unmarked", "eth0"), "unmarked", ""
+	refused("B creates a claim the history would not hold", unmarked.CreateClaim(ctx, &bare), "with the finalizer ipam.poolguard.dev/history")
 
 	// Everything of A is still there, and each node releases its own: B
 	// its borrowed slot in A's block, A its own.

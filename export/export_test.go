@@ -14,8 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kubestorev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
-	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/export"
+	"poolguard.dev/poolguard/policy"
 )
 
 func testPools() []export.Pool {
@@ -219,10 +219,10 @@ func TestJSON(t *testing.T) {
 // out, a range is masked), addresses from IPAMClaims, without those of a
 // claim being deleted (already released).
 func TestFromObjects(t *testing.T) {
-	pools := export.PoolsFromIPPools([]v1alpha1.IPPool{
-		{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Spec: v1alpha1.IPPoolSpec{CIDR: "198.51.100.7/24"}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "bad"}, Spec: v1alpha1.IPPoolSpec{CIDR: "nope"}},
-	})
+	pools := export.PoolsFromIndex(policy.NewIndex([]policy.Pool{
+		{Name: "a", CIDR: netip.MustParsePrefix("198.51.100.0/24")},
+		{Name: "bad", Invalid: errors.New("cidr: nope")},
+	}))
 	if len(pools) != 1 || pools[0].Name != "a" || pools[0].CIDR.String() != "198.51.100.0/24" {
 		t.Errorf("pools %+v", pools)
 	}

@@ -19,7 +19,7 @@ import (
 	"strings"
 
 	kubestorev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
-	"poolguard.dev/poolguard/api/v1alpha1"
+	"poolguard.dev/poolguard/policy"
 )
 
 // Errors of the selections and the parameter parsing; callers map them to
@@ -81,17 +81,16 @@ type Address struct {
 	Pod       string     `json:"pod"`
 }
 
-// PoolsFromIPPools returns the pools of poolguard's IPPools; one whose CIDR
-// does not parse (it could not have passed validation) has no range to
-// export and is left out.
-func PoolsFromIPPools(items []v1alpha1.IPPool) []Pool {
-	out := make([]Pool, 0, len(items))
-	for i := range items {
-		p, err := netip.ParsePrefix(strings.TrimSpace(items[i].Spec.CIDR))
-		if err != nil {
-			continue
+// PoolsFromIndex returns the pools of the index admission decides on (either
+// mode's IPPools, through pools/source); one without a range (its CIDR did
+// not parse) has nothing to export and is left out.
+func PoolsFromIndex(ix *policy.Index) []Pool {
+	all := ix.All()
+	out := make([]Pool, 0, len(all))
+	for _, p := range all {
+		if p.CIDR.IsValid() {
+			out = append(out, Pool{Name: p.Name, CIDR: p.CIDR})
 		}
-		out = append(out, Pool{Name: items[i].Name, CIDR: p.Masked()})
 	}
 	return out
 }

@@ -14,8 +14,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"k8s.io/client-go/discovery"
-
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/pools/source"
@@ -156,28 +154,12 @@ func HandlersWith(scheme *runtime.Scheme, lookup Lookup, source source.Source, e
 }
 
 // poolSource serves the mode's IPPools from an informer. In Calico mode
-// discovery decides which of Calico's two groups is read, and the log says
-// which.
+// discovery decides which of Calico's two groups is read, and the log and
+// readiness say which.
 func poolSource(ctx context.Context, mgr manager.Manager, mode Mode) (source.Source, error) {
-	if mode != ModeCalico {
-		inf, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.IPPool{})
-		if err != nil {
-			return nil, fmt.Errorf("IPPool informer: %w", err)
-		}
-		return source.NewCached(inf, mgr.GetCache())
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
-	if err != nil {
-		return nil, err
-	}
-	gv, err := source.DiscoverCalico(dc)
-	if err != nil {
-		return nil, err
-	}
-	cal := source.Calico{Reader: mgr.GetCache(), GroupVersion: gv}
-	inf, err := mgr.GetCache().GetInformer(ctx, cal.Object())
-	if err != nil {
-		return nil, fmt.Errorf("informer for calico IPPools (%s): %w", gv, err)
+	src, gv, err := source.FromManager(ctx, mgr, mode == ModeCalico)
+	if err != nil || mode != ModeCalico {
+		return src, err
 	}
 	mgr.GetLogger().WithName("setup").Info("Calico mode: admission reads Calico's IPPools", "groupVersion", gv.String())
 	// Readiness names the group read, so `kubectl get --raw /readyz?verbose`
@@ -185,5 +167,5 @@ func poolSource(ctx context.Context, mgr manager.Manager, mode Mode) (source.Sou
 	if err := mgr.AddReadyzCheck("calico-ippools-"+gv.Group, func(*http.Request) error { return nil }); err != nil {
 		return nil, err
 	}
-	return source.Wrap(inf, cal)
+	return src, nil
 }

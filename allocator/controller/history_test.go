@@ -2,9 +2,11 @@ package controller_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,8 +68,8 @@ func TestHistoryLossless(t *testing.T) {
 	}
 	// The same attachment again, before the release is recorded: busy.
 	_, err = a.Assign(ctx, allocator.Request{ContainerID: "hist-a", IfName: "eth0", Pod: first.Pod, Wants: []allocator.Want{{Ranges: []allocator.Range{p}}}})
-	if !errors.Is(err, allocator.ErrBusy) {
-		t.Fatalf("ADD of an attachment whose release is not recorded yet: %v, want ErrBusy", err)
+	if !errors.Is(err, allocator.ErrReleasing) {
+		t.Fatalf("ADD of an attachment whose release is not recorded yet: %v, want ErrReleasing", err)
 	}
 	// Already answerable: the unrecorded release counts from its deletion.
 	if got := whoHad(t, addr, during); len(got) != 1 || got[0].Pod != "api-0" || got[0].Open() {
@@ -182,7 +184,13 @@ func TestHistoryRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := whoHad(t, netip.MustParseAddr("198.18.212.9"), time.Time{}); len(got) != 4 {
-		t.Fatalf("before expiry: %d records, want 4 (one of them appended twice)", len(got))
+		t.Fatalf("before expiry: %d records, want 4", len(got))
+	}
+	// The record appended twice is stored once (who-had would hide a
+	// duplicate: count what the segment holds).
+	var today v1alpha1.IPAMHistory
+	if err := kc.Get(ctx, client.ObjectKey{Name: history.SegmentName(history.ShardOf(recs[3].Address), history.Day(recs[3].To), 0)}, &today); err != nil || today.Spec.Count != 1 {
+		t.Fatalf("today's segment after appending its record twice: %v, count %d, want 1", err, today.Spec.Count)
 	}
 	e := &controller.Expirer{Archive: ar, Retention: 7 * 24 * time.Hour, Log: testr.New(t), Now: func() time.Time { return now }}
 	n, err := e.Expire(ctx)
@@ -195,5 +203,45 @@ func TestHistoryRetention(t *testing.T) {
 	}
 	if got := whoHad(t, netip.MustParseAddr("2001:db8::9"), time.Time{}); len(got) != 0 {
 		t.Errorf("IPv6 record of 9 days ago kept: %+v", got)
+	}
+}
+
+// TestHistorySegmentsRollOver: a busy shard's day fills segment after
+// segment, none past MaxSegmentBytes, every record kept once, each append
+// reading only the last segment.
+func TestHistorySegmentsRollOver(t *testing.T) {
+	ctx := context.Background()
+	ar := archive.Archive{Client: kc, Live: kc}
+	to := time.Now().UTC().Truncate(time.Second)
+	const n = 5000
+	var recs []history.Record
+	for i := range n {
+		// Container IDs and UIDs are random, as in life: they do not
+		// compress, so the day outgrows one segment.
+		recs = append(recs, history.Record{Address: netip.AddrFrom4([4]byte{198, 18, 213, byte(i)}), Pool: "busy", Namespace: "churn",
+			Pod: fmt.Sprintf("job-%d", i), PodUID: rand.Text(), Node: fmt.Sprint("node-", i%50),
+			ContainerID: rand.Text() + rand.Text(), IfName: "eth0", From: to.Add(-time.Duration(i) * time.Second), To: to})
+	}
+	for chunk := range slices.Chunk(recs, 500) {
+		if err := ar.Append(ctx, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ar.Append(ctx, recs[n-3:]); err != nil { // the last write, retried
+		t.Fatal(err)
+	}
+	var segs v1alpha1.IPAMHistoryList
+	if err := kc.List(ctx, &segs, client.MatchingLabels{v1alpha1.LabelHistoryShard: history.ShardLabel(history.ShardOf(recs[0].Address))}); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, s := range segs.Items {
+		if len(s.Spec.Records) > archive.MaxSegmentBytes {
+			t.Errorf("segment %s holds %d bytes, over %d", s.Name, len(s.Spec.Records), archive.MaxSegmentBytes)
+		}
+		total += int(s.Spec.Count)
+	}
+	if len(segs.Items) < 2 || total != n {
+		t.Errorf("%d segments holding %d records, want several holding %d", len(segs.Items), total, n)
 	}
 }

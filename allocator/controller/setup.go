@@ -106,10 +106,10 @@ func Setup(mgr manager.Manager, o Options) error {
 		Complete(rec); err != nil {
 		return fmt.Errorf("history recorder: %w", err)
 	}
-	if !o.HistoryOff {
-		if err := mgr.Add(&Expirer{Archive: hist, Retention: o.HistoryRetention, Log: log.WithName("history")}); err != nil {
-			return err
-		}
+	// Expiry runs with the history off too: what was recorded before
+	// still goes when its time is up.
+	if err := mgr.Add(&Expirer{Archive: hist, Retention: o.HistoryRetention, Log: log.WithName("history")}); err != nil {
+		return err
 	}
 	gc := &Collector{Reader: mgr.GetClient(), Live: mgr.GetAPIReader(), Store: store, GracePeriod: o.GracePeriod, Log: log.WithName("gc")}
 	// A Runnable without NeedLeaderElection runs only on the leader.

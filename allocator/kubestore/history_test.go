@@ -45,8 +45,8 @@ func TestClaimForTheHistory(t *testing.T) {
 	if b, _ := st.GetBlock(ctx, cl.Addresses[0].Block); len(b.Slots) != 0 {
 		t.Errorf("slots still held after the release: %v", b.Slots)
 	}
-	if _, err := a.Assign(ctx, req); !errors.Is(err, allocator.ErrBusy) {
-		t.Errorf("ADD of the released attachment: %v, want ErrBusy", err)
+	if _, err := a.Assign(ctx, req); !errors.Is(err, allocator.ErrReleasing) {
+		t.Errorf("ADD of the released attachment: %v, want ErrReleasing", err)
 	}
 	// A second DEL is still fine (idempotent).
 	if err := a.Release(ctx, "", "hist", "eth0"); err != nil {

@@ -137,6 +137,7 @@ func TestCodes(t *testing.T) {
 		{allocator.ErrExhausted, 11},
 		{allocator.ErrUnavailable, 11},
 		{allocator.ErrBusy, 11},
+		{allocator.ErrReleasing, 11},
 		{policy.ErrNoPool, CodePoolRefused},
 		{policy.ErrNotFrozen, CodeNotFrozen},
 		{fmt.Errorf("pod ns/p: %w: no Node is named \"x\"", ErrNodeNotRegistered), 7},

@@ -65,7 +65,7 @@ func codeFor(err error) uint {
 	// Retrying helps: addresses are freed as pods go, a disabled pool may
 	// be enabled again, the API server comes back, contention passes.
 	case errors.Is(err, allocator.ErrExhausted), errors.Is(err, policy.ErrDisabledPool),
-		errors.Is(err, allocator.ErrUnavailable), errors.Is(err, allocator.ErrBusy):
+		errors.Is(err, allocator.ErrUnavailable), errors.Is(err, allocator.ErrBusy), errors.Is(err, allocator.ErrReleasing):
 		return types.ErrTryAgainLater
 	}
 	return types.ErrInternal

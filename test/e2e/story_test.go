@@ -175,12 +175,25 @@ func TestFirewallStory(t *testing.T) {
 		for _, p := range []*corev1.Pod{api, web, batch} {
 			w.deletePod(t, p)
 		}
+		// A released claim stays until the webhook's history recorder has
+		// written it down (its finalizer): wait for that, released
+		// meanwhile (deletionTimestamp set) or gone.
 		var claims v1alpha1.IPAMClaimList
-		if err := w.c.List(w.ctx, &claims); err != nil {
-			t.Fatal(err)
-		}
-		if len(claims.Items) != 0 {
-			t.Fatalf("%d IPAMClaims remain after every sandbox was deleted: %v", len(claims.Items), claims.Items)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if err := w.c.List(w.ctx, &claims); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range claims.Items {
+				if c.DeletionTimestamp == nil {
+					t.Fatalf("IPAMClaim %s of %s/%s not released after its sandbox was deleted", c.Name, c.Spec.Pod.Namespace, c.Spec.Pod.Name)
+				}
+			}
+			if len(claims.Items) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d released IPAMClaims not recorded by the history within 30s: %v", len(claims.Items), claims.Items)
+			}
 		}
 		var blocks v1alpha1.IPAMBlockList
 		if err := w.c.List(w.ctx, &blocks); err != nil {

@@ -302,6 +302,9 @@ func (l *Lab) writeNetConf() error {
 				"kubeconfig": kcPath,
 				"nodeName":   l.cfg.NodeName,
 				"lockDir":    filepath.Join(l.dir, "locks"),
+				// As the chart writes it: the lab's webhook runs the
+				// allocator's controllers, the history recorder with them.
+				"history": true,
 			},
 		}},
 	}

@@ -56,14 +56,7 @@ func (c Cached) Pools(ctx context.Context) ([]export.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := ix.All()
-	out := make([]export.Pool, 0, len(all))
-	for _, p := range all {
-		if p.CIDR.IsValid() {
-			out = append(out, export.Pool{Name: p.Name, CIDR: p.CIDR})
-		}
-	}
-	return out, nil
+	return export.PoolsFromIndex(ix), nil
 }
 
 // Addresses lists the claims of namespace (or of pool, or all) without

@@ -11,12 +11,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	kubestorev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
-	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/pools/source"
 	"poolguard.dev/poolguard/webhook"
 	"poolguard.dev/poolguard/webhook/clientauth"
@@ -168,28 +166,8 @@ func Setup(mgr manager.Manager, o Options) error {
 }
 
 // poolSource serves the mode's IPPools as admission reads them, from the
-// same informer (the manager's cache shares it), through source.Cached,
-// which rebuilds the index only when a pool changes.
+// same informer (the manager's cache shares it).
 func poolSource(ctx context.Context, mgr manager.Manager, mode webhook.Mode) (source.Source, error) {
-	if mode != webhook.ModeCalico {
-		inf, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.IPPool{})
-		if err != nil {
-			return nil, fmt.Errorf("IPPool informer: %w", err)
-		}
-		return source.NewCached(inf, mgr.GetCache())
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
-	if err != nil {
-		return nil, err
-	}
-	gv, err := source.DiscoverCalico(dc)
-	if err != nil {
-		return nil, err
-	}
-	cal := source.Calico{Reader: mgr.GetCache(), GroupVersion: gv}
-	inf, err := mgr.GetCache().GetInformer(ctx, cal.Object())
-	if err != nil {
-		return nil, fmt.Errorf("informer for calico IPPools (%s): %w", gv, err)
-	}
-	return source.Wrap(inf, cal)
+	src, _, err := source.FromManager(ctx, mgr, mode == webhook.ModeCalico)
+	return src, err
 }

@@ -3,7 +3,7 @@
 // who held an address from them and from the live claims.
 //
 // Only the allocator's recorder appends, on the elected leader; readers
-// need get and list on ipamhistories, ipamblocks and ipamclaims.
+// need list on ipamhistories and ipamclaims.
 package archive
 
 import (
@@ -15,6 +15,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,6 +39,10 @@ const (
 	maxDecoded = 64 << 20
 	// appendAttempts bounds the retries of an append that lost a race.
 	appendAttempts = 10
+	// appendBatch bounds the records one write adds, so that a new
+	// segment always starts under MaxSegmentBytes (a record compresses
+	// to about 130 bytes and is never larger than a few KiB).
+	appendBatch = 64
 )
 
 // ErrCorrupt: a segment's records cannot be read.
@@ -131,58 +138,65 @@ func (a Archive) Append(ctx context.Context, recs []history.Record) error {
 		groups[k] = append(groups[k], r)
 	}
 	for _, k := range order {
-		var err error
-		for range appendAttempts {
-			if err = a.appendOnce(ctx, k.shard, k.day, groups[k]); !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
-				break
+		for batch := range slices.Chunk(groups[k], appendBatch) {
+			var err error
+			for range appendAttempts {
+				if err = a.appendOnce(ctx, k.shard, k.day, batch); !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+					break
+				}
 			}
-		}
-		if err != nil {
-			return fmt.Errorf("history segment of %s on %s: %w", k.shard, k.day, err)
+			if err != nil {
+				return fmt.Errorf("history segment of %s on %s: %w", k.shard, k.day, err)
+			}
 		}
 	}
 	return nil
 }
 
-// appendOnce reads the day's segments of a shard, drops the records they
-// already hold and writes the rest into the last segment, or a new one
-// when it would grow past MaxSegmentBytes.
+// appendOnce finds the last segment of a shard's day (one metadata list by
+// labels), drops the records it already holds and writes the rest into it,
+// or into a new segment when it would grow past MaxSegmentBytes or cannot
+// be read. Only the last segment is checked for duplicates: a record is
+// written again only by a recorder that crashed after writing it, which
+// retries at once, while that segment is still the last; Lookup drops the
+// rare duplicate anyway. So an append costs the same at any hour of the
+// busiest shard's day.
 func (a Archive) appendOnce(ctx context.Context, shard netip.Prefix, day string, recs []history.Record) error {
-	var (
-		last *v1alpha1.IPAMHistory
-		have []history.Record
-		all  []history.Record
-		n    int
-	)
-	for ; ; n++ {
-		var o v1alpha1.IPAMHistory
-		err := a.Live.Get(ctx, client.ObjectKey{Name: history.SegmentName(shard, day, n)}, &o)
-		if apierrors.IsNotFound(err) {
-			break
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("IPAMHistoryList"))
+	if err := a.Live.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelHistoryShard: history.ShardLabel(shard), v1alpha1.LabelHistoryDay: day}); err != nil {
+		return err
+	}
+	next := 0
+	for _, m := range list.Items {
+		if n, ok := segmentNumber(m.Name, shard, day); ok && n >= next {
+			next = n + 1
 		}
-		if err != nil {
+	}
+	fresh := history.Unrecorded(nil, recs)
+	if next > 0 {
+		var last v1alpha1.IPAMHistory
+		err := a.Live.Get(ctx, client.ObjectKey{Name: history.SegmentName(shard, day, next-1)}, &last)
+		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
-		if have, err = Decode(o.Spec.Records); err != nil {
-			return fmt.Errorf("%s: %w", o.Name, err)
+		have, derr := Decode(last.Spec.Records)
+		if err == nil && derr == nil {
+			if fresh = history.Unrecorded(have, recs); len(fresh) == 0 {
+				return nil
+			}
+			merged := history.Merge(have, fresh)
+			data, err := Encode(merged)
+			if err != nil {
+				return err
+			}
+			if len(data) <= MaxSegmentBytes {
+				last.Spec.Records, last.Spec.Count = data, int32(len(merged))
+				return a.Client.Update(ctx, &last)
+			}
 		}
-		all = append(all, have...)
-		last = &o
-	}
-	fresh := history.Unrecorded(all, recs)
-	if len(fresh) == 0 {
-		return nil
-	}
-	if last != nil {
-		merged := history.Merge(have, fresh)
-		data, err := Encode(merged)
-		if err != nil {
-			return err
-		}
-		if len(data) <= MaxSegmentBytes {
-			last.Spec.Records, last.Spec.Count = data, int32(len(merged))
-			return a.Client.Update(ctx, last)
-		}
+		// Full, gone (expired meanwhile) or unreadable (left as it is
+		// for people to look at): the records go into a new segment.
 	}
 	data, err := Encode(fresh)
 	if err != nil {
@@ -190,12 +204,19 @@ func (a Archive) appendOnce(ctx context.Context, shard netip.Prefix, day string,
 	}
 	o := &v1alpha1.IPAMHistory{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   history.SegmentName(shard, day, n),
+			Name:   history.SegmentName(shard, day, next),
 			Labels: map[string]string{v1alpha1.LabelHistoryShard: history.ShardLabel(shard), v1alpha1.LabelHistoryDay: day},
 		},
 		Spec: v1alpha1.IPAMHistorySpec{Shard: shard.String(), Day: day, Count: int32(len(fresh)), Records: data},
 	}
 	return a.Client.Create(ctx, o)
+}
+
+// segmentNumber returns n of a segment named SegmentName(shard, day, n).
+func segmentNumber(name string, shard netip.Prefix, day string) (int, bool) {
+	prefix := strings.TrimSuffix(history.SegmentName(shard, day, 0), "0")
+	n, err := strconv.Atoi(strings.TrimPrefix(name, prefix))
+	return n, strings.HasPrefix(name, prefix) && err == nil && n >= 0
 }
 
 // Read returns every recorded (released) allocation of addr's shard.

@@ -63,8 +63,9 @@ func NewCommand(stdin io.Reader) *cobra.Command {
 admission webhook's own policy code, reports pods whose pools drifted, and
 prints the address lists the live export serves firewalls (export).
 
-Exit codes: 0 nothing found; 1 drift found something, or explain -f found
-that the pod would be refused; 2 error.`,
+Exit codes: 0 nothing found (who-had: a holder found); 1 drift found
+something, explain -f found that the pod would be refused, or who-had
+found nobody; 2 error.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

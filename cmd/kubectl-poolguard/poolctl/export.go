@@ -101,12 +101,7 @@ func (c *Cluster) Export(ctx context.Context, req export.Request) (*export.List,
 	if err != nil {
 		return nil, err
 	}
-	var pools []export.Pool
-	for _, p := range ix.All() {
-		if p.CIDR.IsValid() {
-			pools = append(pools, export.Pool{Name: p.Name, CIDR: p.CIDR})
-		}
-	}
+	pools := export.PoolsFromIndex(ix)
 	var addrs []export.Address
 	if req.Kind != export.KindCIDRs {
 		if c.Rules.PinDefaults {

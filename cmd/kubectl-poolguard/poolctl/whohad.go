@@ -60,7 +60,7 @@ Exit codes: 0 found, 1 nobody held it, 2 error.`,
 				return err
 			}
 			if r.Holders, err = archive.WhoHad(cmd.Context(), c.client, r.Address, t); err != nil {
-				return apiError("read the attribution history (ipamhistories, ipamblocks, ipamclaims)", err)
+				return apiError("read the attribution history (ipamhistories, ipamclaims)", err)
 			}
 			if err := write(cmd.OutOrStdout(), o.output, r, func(w io.Writer) { tableWhoHad(w, r) }); err != nil {
 				return err

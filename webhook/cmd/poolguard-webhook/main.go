@@ -86,8 +86,6 @@ func run() error {
 		allocOpts.HistoryOff = !on
 		return err
 	})
-	// The chart's `ippools` value: applied by the elected replica once it
-	// serves, because helm cannot create them before the webhook does.
 	// The live export for firewalls (see package webhook/exportserver),
 	// on every replica.
 	var exportOpts exportserver.Options
@@ -95,6 +93,8 @@ func run() error {
 	flag.StringVar(&exportOpts.ClientCAFile, "export-client-ca-file", "", "PEM CA bundle: the export also accepts client certificates signed by it (CN the user, O the groups, authorized by SubjectAccessReview like a token); re-read when the file changes. Empty: bearer tokens only.")
 	flag.BoolVar(&exportOpts.Addresses, "export-addresses", true, "Native mode: export the addresses in use from poolguard's IPAMClaims; false when another IPAM allocates (the address lists then answer 501). Calico mode never has them.")
 	flag.StringVar(&exportOpts.ReaderRole, "export-reader-role", exportserver.DefaultReaderRole, "The ClusterRole that grants the export's lists, named in its 403 answers (the chart's <release>-export-reader).")
+	// The chart's `ippools` value: applied by the elected replica once it
+	// serves, because helm cannot create them before the webhook does.
 	seedConfigMap := flag.String("ippools-configmap", "", "Apply the IPPools listed in this ConfigMap of the pod's namespace (POD_NAMESPACE, key "+poolseed.DataKey+") once the webhook serves, and again when it changes (elected replica; see package webhook/poolseed); empty: none.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
