@@ -1,11 +1,8 @@
 package charts_test
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"poolguard.dev/poolguard/charts"
 )
@@ -61,26 +58,12 @@ func TestPluginTimeoutAgainstGracePeriod(t *testing.T) {
 		render(t, set...)
 	}
 
-	ipamOf := func(r rendered) map[string]any {
-		t.Helper()
-		var cm corev1.ConfigMap
-		decodeStrict(t, r.get(t, "ConfigMap", cniConfigMap), &cm)
-		var conf struct {
-			Plugins []struct {
-				IPAM map[string]any `json:"ipam"`
-			} `json:"plugins"`
-		}
-		if err := json.Unmarshal([]byte(cm.Data["10-poolguard.conflist"]), &conf); err != nil || len(conf.Plugins) != 1 {
-			t.Fatalf("network configuration %q: %v", cm.Data, err)
-		}
-		return conf.Plugins[0].IPAM
-	}
-	if ipam := ipamOf(render(t, networkConfigSet...)); ipam["timeout"] != "30s" || ipam["gcGracePeriod"] != "5m" {
+	if ipam := pluginIPAM(t, render(t, networkConfigSet...)); ipam["timeout"] != "30s" || ipam["gcGracePeriod"] != "5m" {
 		t.Errorf("defaults: ipam = %v, want timeout 30s (cni.timeout) and gcGracePeriod 5m (allocator.gc.gracePeriod)", ipam)
 	}
 	// A plugin's own timeout is kept; the grace period is always the
 	// collector's.
-	ipam := ipamOf(render(t, withPlugin("cni.timeout=20s", "allocator.gc.gracePeriod=2m",
+	ipam := pluginIPAM(t, render(t, withPlugin("cni.timeout=20s", "allocator.gc.gracePeriod=2m",
 		"cni.networkConfig.plugins[0].ipam.timeout=10s", "cni.networkConfig.plugins[0].ipam.gcGracePeriod=1h")...))
 	if ipam["timeout"] != "10s" || ipam["gcGracePeriod"] != "2m" {
 		t.Errorf("ipam = %v, want the plugin's own timeout 10s and gcGracePeriod 2m", ipam)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
@@ -104,4 +105,22 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// pluginIPAM returns the ipam section of the one plugin of the rendered
+// node network configuration (networkConfigSet), as the installer writes
+// it to the nodes.
+func pluginIPAM(t *testing.T, r rendered) map[string]any {
+	t.Helper()
+	var cm corev1.ConfigMap
+	decodeStrict(t, r.get(t, "ConfigMap", cniConfigMap), &cm)
+	var conf struct {
+		Plugins []struct {
+			IPAM map[string]any `json:"ipam"`
+		} `json:"plugins"`
+	}
+	if err := json.Unmarshal([]byte(cm.Data["10-poolguard.conflist"]), &conf); err != nil || len(conf.Plugins) != 1 {
+		t.Fatalf("network configuration %q: %v", cm.Data, err)
+	}
+	return conf.Plugins[0].IPAM
 }

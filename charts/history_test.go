@@ -1,13 +1,11 @@
 package charts_test
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 
 	"poolguard.dev/poolguard/charts"
 )
@@ -24,32 +22,18 @@ func TestRenderHistory(t *testing.T) {
 		decodeStrict(t, r.get(t, "Deployment", fullname+"-webhook"), &d)
 		return d.Spec.Template.Spec.Containers[0].Args
 	}
-	history := func(r rendered) any {
-		t.Helper()
-		var cm corev1.ConfigMap
-		decodeStrict(t, r.get(t, "ConfigMap", cniConfigMap), &cm)
-		var conf struct {
-			Plugins []struct {
-				IPAM map[string]any `json:"ipam"`
-			} `json:"plugins"`
-		}
-		if err := json.Unmarshal([]byte(cm.Data["10-poolguard.conflist"]), &conf); err != nil || len(conf.Plugins) != 1 {
-			t.Fatalf("network configuration %q: %v", cm.Data, err)
-		}
-		return conf.Plugins[0].IPAM["history"]
-	}
 	on := render(t, networkConfigSet...)
 	if a := args(on); !slices.Contains(a, "--history=true") || !slices.Contains(a, "--history-retention=168h") {
 		t.Errorf("defaults: webhook args %q", a)
 	}
-	if h := history(on); h != true {
+	if h := pluginIPAM(t, on)["history"]; h != true {
 		t.Errorf("defaults: ipam.history = %v, want true", h)
 	}
 	off := render(t, append(slices.Clone(networkConfigSet), "allocator.history.enabled=false", "allocator.history.retention=720h")...)
 	if a := args(off); !slices.Contains(a, "--history=false") || !slices.Contains(a, "--history-retention=720h") {
 		t.Errorf("history off: webhook args %q", a)
 	}
-	if h := history(off); h != nil {
+	if h := pluginIPAM(t, off)["history"]; h != nil {
 		t.Errorf("history off: ipam.history = %v, want absent", h)
 	}
 	_, err := charts.Helm{}.Template(charts.Release{Name: release, Namespace: namespace, Set: []string{"allocator.history.retention=12h"}})

@@ -12,7 +12,9 @@ import (
 	"slices"
 	"strings"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -127,4 +129,27 @@ func Decode(stream []byte) ([]*unstructured.Unstructured, error) {
 		}
 		objs = append(objs, &unstructured.Unstructured{Object: m})
 	}
+}
+
+// ClusterRole renders the chart for r and returns its ClusterRole name,
+// for tests that run a client under the chart's own RBAC.
+func (h Helm) ClusterRole(r Release, name string) (*rbacv1.ClusterRole, error) {
+	out, err := h.Template(r)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := Decode(out)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" && o.GetName() == name {
+			var role rbacv1.ClusterRole
+			if err := kruntime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
+				return nil, err
+			}
+			return &role, nil
+		}
+	}
+	return nil, fmt.Errorf("the chart renders no ClusterRole %s for release %s", name, r.Name)
 }

@@ -8,12 +8,10 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"poolguard.dev/poolguard/allocator"
@@ -28,10 +26,6 @@ import (
 // claims carry no finalizer and must not get one), until the test ends.
 func startRecorder(t testing.TB, ns string) {
 	t.Helper()
-	scheme, err := harness.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The recorder logs a line per record: a benchmark's churn would
 	// drown its table, so only a test's log gets them.
 	log := logr.Discard()
@@ -39,25 +33,11 @@ func startRecorder(t testing.TB, ns string) {
 		log = testr.New(tt)
 	}
 	ctrl.SetLogger(logr.Discard()) // controller-runtime's global one, unused here
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Logger: log,
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &controller.Recorder{Client: mgr.GetClient(), Archive: archive.Archive{Client: mgr.GetClient(), Live: mgr.GetAPIReader()}, Log: log}
-	if err := ctrl.NewControllerManagedBy(mgr).Named("history").For(&v1alpha1.IPAMClaim{}).
-		WithEventFilter(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.(*v1alpha1.IPAMClaim).Spec.Pod.Namespace == ns })).
-		Complete(rec); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
+	harness.StartManager(t, env.Config, log, func(mgr manager.Manager) error {
+		rec := &controller.Recorder{Client: mgr.GetClient(), Archive: archive.Archive{Client: mgr.GetClient(), Live: mgr.GetAPIReader()}, Log: log}
+		return ctrl.NewControllerManagedBy(mgr).Named("history").For(&v1alpha1.IPAMClaim{}).
+			WithEventFilter(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.(*v1alpha1.IPAMClaim).Spec.Pod.Namespace == ns })).
+			Complete(rec)
 	})
 }
 

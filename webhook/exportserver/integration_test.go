@@ -14,16 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	kubestorev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	"poolguard.dev/poolguard/api/v1alpha1"
@@ -124,27 +123,11 @@ func TestExportOnTheControlPlane(t *testing.T) {
 
 	// The export, as poolguard-webhook runs it.
 	addr := freePort(t)
-	scheme, err := harness.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := exportserver.Setup(mgr, exportserver.Options{
-		BindAddress: addr, CertDir: dir, ClientCAFile: filepath.Join(dir, "export-ca.crt"),
-		Mode: webhook.ModeNative, Addresses: true, ReaderRole: reader.Name,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
+	harness.StartManager(t, env.Config, logr.Discard(), func(mgr manager.Manager) error {
+		return exportserver.Setup(mgr, exportserver.Options{
+			BindAddress: addr, CertDir: dir, ClientCAFile: filepath.Join(dir, "export-ca.crt"),
+			Mode: webhook.ModeNative, Addresses: true, ReaderRole: reader.Name,
+		})
 	})
 
 	roots := x509.NewCertPool()
@@ -320,26 +303,11 @@ func bind(t *testing.T, c client.Client, role string, s rbacv1.Subject) {
 // ClusterRole of it.
 func chartRole(t *testing.T, name string) *rbacv1.ClusterRole {
 	t.Helper()
-	out, err := charts.Helm{}.Template(charts.Release{Name: "poolguard", Namespace: "poolguard-system"})
+	role, err := charts.Helm{}.ClusterRole(charts.Release{Name: "poolguard", Namespace: "poolguard-system"}, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := charts.Decode(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range objs {
-		if o.GetKind() == "ClusterRole" && o.GetName() == name {
-			var role rbacv1.ClusterRole
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
-				t.Fatal(err)
-			}
-			role.ResourceVersion = ""
-			return &role
-		}
-	}
-	t.Fatalf("the chart renders no ClusterRole %s", name)
-	return nil
+	return role
 }
 
 // freePort returns a loopback address nothing listens on right now.

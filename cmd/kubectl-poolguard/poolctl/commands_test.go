@@ -8,11 +8,8 @@ import (
 	"testing"
 	"time"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
-	"poolguard.dev/poolguard/charts"
 	"poolguard.dev/poolguard/cmd/kubectl-poolguard/poolctl"
 	"poolguard.dev/poolguard/policy"
 )
@@ -167,26 +164,8 @@ func TestAccess(t *testing.T) {
 	}
 	contains(t, "forbidden drift", errOut, "forbidden: cannot list namespaces", `User "alice" cannot list resource "namespaces"`, "--clusterrole=poolguard-viewer")
 
-	out, err := charts.Helm{}.Template(charts.Release{Name: "poolguard", Namespace: "poolguard-system"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := charts.Decode(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var role rbacv1.ClusterRole
-	for _, o := range objs {
-		if o.GetKind() == "ClusterRole" && o.GetName() == "poolguard-viewer" {
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if role.Name == "" {
-		t.Fatal("the chart renders no ClusterRole poolguard-viewer")
-	}
-	bindViewer(t, e.Client, &role, "alice")
+	role := chartClusterRole(t, "poolguard-viewer")
+	bindViewer(t, e.Client, role, "alice")
 	// The authorizer's cache sees the binding within moments.
 	deadline := time.Now().Add(15 * time.Second)
 	for code, _, _ = run(t, kc, "", "drift", "-A"); code == poolctl.ExitError && time.Now().Before(deadline); code, _, _ = run(t, kc, "", "drift", "-A") {

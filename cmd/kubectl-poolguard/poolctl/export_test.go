@@ -9,7 +9,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
@@ -159,23 +158,9 @@ func TestExport(t *testing.T) {
 // of its ClusterRoles.
 func chartClusterRole(t *testing.T, name string) *rbacv1.ClusterRole {
 	t.Helper()
-	out, err := charts.Helm{}.Template(charts.Release{Name: "poolguard", Namespace: "poolguard-system"})
+	role, err := charts.Helm{}.ClusterRole(charts.Release{Name: "poolguard", Namespace: "poolguard-system"}, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := charts.Decode(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range objs {
-		if o.GetKind() == "ClusterRole" && o.GetName() == name {
-			var role rbacv1.ClusterRole
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
-				t.Fatal(err)
-			}
-			return &role
-		}
-	}
-	t.Fatalf("the chart renders no ClusterRole %s", name)
-	return nil
+	return role
 }
