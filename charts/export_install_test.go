@@ -10,11 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // testExportInstalled calls the webhook process's live export as the
@@ -24,22 +19,7 @@ import (
 // one it is bound to. The process reads IPAMClaims and asks the API
 // server (TokenReview, SubjectAccessReview) under the chart's RBAC.
 func testExportInstalled(ctx context.Context, t *testing.T, c *cluster, port int, caPEM []byte, pool, cidr string) {
-	const firewalls = "firewalls"
-	must(t, c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: firewalls}}))
-	token := func(sa string) string {
-		t.Helper()
-		acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: firewalls, Name: sa}}
-		must(t, c.admin.Create(ctx, acct))
-		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(600))}}
-		must(t, c.admin.SubResource("token").Create(ctx, acct, tr))
-		return tr.Status.Token
-	}
-	reader, stranger := token("pan-fw"), token("stranger")
-	must(t, c.admin.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "pan-fw-export"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: installRelease + "-export-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: firewalls, Name: "pan-fw"}},
-	}))
+	reader, stranger := c.readerTokens(ctx, t, "firewalls", "pan-fw", installRelease+"-export-reader")
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{

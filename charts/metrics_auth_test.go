@@ -26,25 +26,10 @@ import (
 // poolguard's admission counter). The webhook process asks the API server
 // (TokenReview, SubjectAccessReview) under the chart's RBAC.
 func testMetricsAuth(ctx context.Context, t *testing.T, c *cluster, port int, caPEM []byte) {
-	const monitoring = "monitoring"
-	must(t, c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: monitoring}}))
-	token := func(sa string) string {
-		t.Helper()
-		acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: monitoring, Name: sa}}
-		must(t, c.admin.Create(ctx, acct))
-		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(600))}}
-		must(t, c.admin.SubResource("token").Create(ctx, acct, tr))
-		return tr.Status.Token
-	}
-	prometheus, stranger := token("prometheus"), token("stranger")
-	must(t, c.admin.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-poolguard-metrics"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: installRelease + "-metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: monitoring, Name: "prometheus"}},
-	}))
+	prometheus, stranger := c.readerTokens(ctx, t, "monitoring", "prometheus", installRelease+"-metrics-reader")
 	// The webhook caches a denial for 30s: ask first until the API
 	// server's authorizer has seen the binding.
-	waitAllowed(ctx, t, c, "system:serviceaccount:"+monitoring+":prometheus")
+	waitAllowed(ctx, t, c, "system:serviceaccount:monitoring:prometheus")
 
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
@@ -114,3 +99,26 @@ func waitAllowed(ctx context.Context, t *testing.T, c *cluster, user string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// readerTokens creates namespace ns with the ServiceAccounts reader and
+// stranger, binds reader to the ClusterRole role, and returns a token of
+// each: one the role allows, one nothing does.
+func (c *cluster) readerTokens(ctx context.Context, t *testing.T, ns, reader, role string) (allowed, stranger string) {
+	t.Helper()
+	must(t, c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	token := func(sa string) string {
+		t.Helper()
+		acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}}
+		must(t, c.admin.Create(ctx, acct))
+		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(600))}}
+		must(t, c.admin.SubResource("token").Create(ctx, acct, tr))
+		return tr.Status.Token
+	}
+	allowed, stranger = token(reader), token("stranger")
+	must(t, c.admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: reader + "-" + role},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: reader}},
+	}))
+	return allowed, stranger
+}
