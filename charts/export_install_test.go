@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,19 +27,7 @@ func testExportInstalled(ctx context.Context, t *testing.T, c *cluster, port int
 	defer hc.CloseIdleConnections()
 	get := func(token, path string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d%s", port, path), nil)
-		must(t, err)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("calling the export over HTTPS, verifying the webhook's certificate: %v", err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		b, err := io.ReadAll(resp.Body)
-		must(t, err)
-		return resp.StatusCode, string(b)
+		return bearerGet(ctx, t, hc, fmt.Sprintf("https://127.0.0.1:%d%s", port, path), token)
 	}
 	if code, body := get("", "/v1/pools"); code != http.StatusUnauthorized {
 		t.Errorf("no credentials: HTTP %d, want 401\n%s", code, body)

@@ -39,19 +39,7 @@ func testMetricsAuth(ctx context.Context, t *testing.T, c *cluster, port int, ca
 	defer hc.CloseIdleConnections()
 	scrape := func(token string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", port), nil)
-		must(t, err)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("scraping over HTTPS, verifying the webhook's certificate: %v", err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		b, err := io.ReadAll(resp.Body)
-		must(t, err)
-		return resp.StatusCode, string(b)
+		return bearerGet(ctx, t, hc, fmt.Sprintf("https://127.0.0.1:%d/metrics", port), token)
 	}
 
 	if code, body := scrape(""); code != http.StatusUnauthorized {
@@ -121,4 +109,23 @@ func (c *cluster) readerTokens(ctx context.Context, t *testing.T, ns, reader, ro
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: reader}},
 	}))
 	return allowed, stranger
+}
+
+// bearerGet GETs url with hc (which verifies the webhook's certificate),
+// with the bearer token if any, and returns the status and body.
+func bearerGet(ctx context.Context, t *testing.T, hc *http.Client, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	must(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s over HTTPS, verifying the webhook's certificate: %v", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	return resp.StatusCode, string(b)
 }

@@ -40,7 +40,7 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"poolguard.dev/poolguard/export"
+	"poolguard.dev/poolguard/allocator/export"
 )
 
 // The authorization the lists need: verb get on this resource of this

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"poolguard.dev/poolguard/export"
+	"poolguard.dev/poolguard/allocator/export"
 	"poolguard.dev/poolguard/webhook/exportserver"
 )
 

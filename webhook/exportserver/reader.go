@@ -6,8 +6,8 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"poolguard.dev/poolguard/allocator/export"
 	kubestorev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
-	"poolguard.dev/poolguard/export"
 	"poolguard.dev/poolguard/pools/source"
 )
 

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"poolguard.dev/poolguard/allocator/export"
 	storev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
-	"poolguard.dev/poolguard/export"
 )
 
 // exportCommand prints what the webhook's live export serves firewalls,

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"poolguard.dev/poolguard/export"
+	"poolguard.dev/poolguard/allocator/export"
 )
 
 // scratchNetns creates a network namespace for nft to load scripts into,

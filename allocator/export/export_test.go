@@ -13,8 +13,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"poolguard.dev/poolguard/allocator/export"
 	kubestorev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
-	"poolguard.dev/poolguard/export"
 	"poolguard.dev/poolguard/policy"
 )
 
