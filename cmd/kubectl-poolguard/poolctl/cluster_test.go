@@ -228,3 +228,15 @@ func bindViewer(t *testing.T, c client.Client, role *rbacv1.ClusterRole, user st
 		t.Fatal(err)
 	}
 }
+
+// storeClient is a client of the local control plane that knows the
+// allocator's objects (IPAMClaims, IPAMHistories) besides poolguard's
+// types, which the harness's own client knows.
+func storeClient(t *testing.T) client.Client {
+	t.Helper()
+	c, err := harness.Client(controlPlane(t).Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

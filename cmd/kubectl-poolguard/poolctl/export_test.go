@@ -14,7 +14,6 @@ import (
 	storev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	"poolguard.dev/poolguard/charts"
 	"poolguard.dev/poolguard/cmd/kubectl-poolguard/poolctl"
-	"poolguard.dev/poolguard/test/harness"
 )
 
 // exportClaim is an IPAMClaim of pod name in namespace ns.
@@ -40,14 +39,8 @@ func claimAddr(pool, cidr, block, ip string) storev1alpha1.ClaimAddress {
 // viewer ClusterRole may run it.
 func TestExport(t *testing.T) {
 	kc := setUp(t)
-	e := controlPlane(t)
 	ctx := context.Background()
-	// The harness's client knows poolguard's types; this one the
-	// allocator's too.
-	c, err := harness.Client(e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := storeClient(t)
 	trusted := func(ip string) storev1alpha1.ClaimAddress {
 		return claimAddr("trusted", "203.0.113.0/25", "203.0.113.64/26", ip)
 	}
@@ -125,7 +118,7 @@ func TestExport(t *testing.T) {
 	}
 
 	// Access: told which ClusterRole to bind; the chart's viewer covers it.
-	ukc, err := userKubeconfig(e, "exporter")
+	ukc, err := userKubeconfig(controlPlane(t), "exporter")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"poolguard.dev/poolguard/allocator/kubestore"
 	storev1alpha1 "poolguard.dev/poolguard/allocator/kubestore/v1alpha1"
 	"poolguard.dev/poolguard/cmd/kubectl-poolguard/poolctl"
-	"poolguard.dev/poolguard/test/harness"
 )
 
 // TestWhoHad: who-had against a real history and a live claim: the pod of
@@ -21,12 +20,8 @@ import (
 // and errors that say what to do (exit 2).
 func TestWhoHad(t *testing.T) {
 	kc := setUp(t)
-	e := controlPlane(t)
 	ctx := context.Background()
-	c, err := harness.Client(e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := storeClient(t)
 	addr := netip.MustParseAddr("198.18.99.7")
 	yesterday := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Hour)
 	past := []history.Record{
