@@ -112,13 +112,22 @@ fuzz: ## Fuzz the parsers and the admission handler for FUZZTIME each (default 3
 BENCH_ARGS ?=
 
 .PHONY: bench
-bench: tools $(HOST_LOCAL) cluster-tools ## Run the benchmarks and print their tables: admission handlers, pods/s per admission setup, CNI ADD against host-local (and with history and cooldown on vs off), the firewall export with 10,000 addresses, a day of history, pods to Running on the real node (about 6 minutes; root).
+bench: tools $(HOST_LOCAL) cluster-tools ## Run the benchmarks and print their tables: admission handlers, pods/s per admission setup, CNI ADD against host-local (and with history and cooldown on vs off), the firewall export with 10,000 addresses, a day of history, a garbage collection sweep at 1,500 and 150,000 pods, pods to Running on the real node (about 6 minutes; root).
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkPodHandlers(Calico)?$$' -benchtime 2s -timeout 10m ./webhook/
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkAdmission$$' -benchtime 1x -timeout 30m ./test/bench/ $(if $(BENCH_ARGS),-args $(BENCH_ARGS))
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkADD$$' -benchtime 1x -timeout 20m ./cni/integration/
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkExport$$' -benchmem -timeout 5m ./webhook/exportserver/
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkHistorySize$$' -benchtime 1x -timeout 5m ./allocator/history/archive/
+	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkSweep$$' -timeout 10m ./allocator/controller/
 	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkPodsToRunning$$' -benchtime 1x -timeout 20m ./test/cluster/
+
+# SCALE_ARGS size the scale run (flags of test/scale), e.g. SCALE_ARGS=-full
+# for Kubernetes' envelope, or SCALE_ARGS="-nodes=1000 -pods=30000".
+SCALE_ARGS ?=
+
+.PHONY: bench-scale
+bench-scale: tools ## Measure poolguard at cluster scale against an empty cluster, in one run: a real API server populated with nodes, namespaces, IPPools and pods (through admission) and their allocations, the webhook binary as leader and follower; default a tenth of Kubernetes' envelope (about 3 minutes), SCALE_ARGS=-full for 5,000 nodes and 150,000 pods (about 25 minutes).
+	$(GOTEST) -count=1 -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 150m ./test/scale/ $(if $(SCALE_ARGS),-args $(SCALE_ARGS))
 
 ##@ Chart
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/test/bench"
@@ -32,9 +32,15 @@ import (
 // running webhook server (informer caches, metrics and all, minus TLS),
 // the AdmissionReviews the API server sends for a ReplicaSet's pods in a
 // cluster of forty pools, and reports per-request p50 and p99 next to
-// ns/op and allocs/op. The aim (issue 2) is p99 under 1 ms; nothing here
-// asserts it. The noop sub-benchmark is the same server's plumbing around
-// a handler that allows everything.
+// ns/op and allocs/op. The noop sub-benchmark is the same server's
+// plumbing around a handler that allows everything (fed the validating
+// reviews); noop-patch the same around a handler that answers with a
+// constant one-annotation patch (fed the mutating reviews), test/bench's
+// patching no-op. Each poolguard handler reports its ns/op over both
+// no-ops' in the same run (x-noop, x-noop-patch), and a table of the
+// ratios follows the sub-benchmarks: the machine is noisy, so compare
+// within a run. The aims (issues 2 and 14) are p99 under 1 ms and each
+// handler within 1.3 times the no-op; nothing here asserts them.
 func BenchmarkPodHandlers(b *testing.B) {
 	// A production-shaped logger that writes nowhere: controller-runtime
 	// builds a request logger per review, and that cost is real.
@@ -48,21 +54,71 @@ func BenchmarkPodHandlers(b *testing.B) {
 	mutate, validate := podReviews(b, world, 32)
 	srv := env.Manager.GetWebhookServer()
 	registerNoop.Do(func() {
-		srv.Register(pathNoop, &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
-			return admission.Allowed("")
-		})})
+		noop := (&bench.Noop{}).Handlers()
+		for _, path := range []string{bench.PathNoopValidate, bench.PathNoopPatch} {
+			srv.Register(path, noop[path])
+		}
 	})
 	mux := srv.WebhookMux()
-	b.Run("noop", func(b *testing.B) { benchHandler(b, mux, pathNoop, validate, false) })
-	b.Run("mutate", func(b *testing.B) { benchHandler(b, mux, webhook.PathMutatePod, mutate, true) })
-	b.Run("validate", func(b *testing.B) { benchHandler(b, mux, webhook.PathValidatePod, validate, false) })
+	timings := map[string]timing{}
+	run := func(name, path string, bodies [][]byte, wantPatch bool, refs ...string) {
+		b.Run(name, func(b *testing.B) {
+			timings[name] = benchHandler(b, mux, path, bodies, wantPatch)
+			for _, ref := range refs {
+				if timings[ref].perOp > 0 {
+					b.ReportMetric(float64(timings[name].perOp)/float64(timings[ref].perOp), "x-"+ref)
+				}
+			}
+		})
+	}
+	run("noop", bench.PathNoopValidate, validate, false)
+	run("noop-patch", bench.PathNoopPatch, mutate, true)
+	run("mutate", webhook.PathMutatePod, mutate, true, "noop", "noop-patch")
+	run("validate", webhook.PathValidatePod, validate, false, "noop", "noop-patch")
+	printRatios(os.Stdout, timings, []string{"mutate", "validate"}, []string{"noop", "noop-patch"})
 }
 
-// pathNoop serves a handler that allows everything on the same server: the
-// reference for what decoding the review and answering cost by themselves.
-const pathNoop = "/bench-noop"
-
+// registerNoop registers test/bench's no-op handlers on the shared webhook
+// server once, however often the benchmark runs.
 var registerNoop sync.Once
+
+// timing is what benchHandler measured of a handler: time per request
+// (as ns/op) and its median.
+type timing struct {
+	perOp, p50 time.Duration
+}
+
+// printRatios prints, after the sub-benchmarks (a parent benchmark's log
+// is not shown), each handler's time per request and median over each
+// reference's, as measured in this run.
+func printRatios(out io.Writer, timings map[string]timing, handlers, refs []string) {
+	ratio := func(h, ref time.Duration) string {
+		if h == 0 || ref == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", float64(h)/float64(ref))
+	}
+	fmt.Fprintf(out, "\n%-10s %8s", "handler", "µs/op")
+	for _, ref := range refs {
+		fmt.Fprintf(out, " %14s", "x "+ref)
+	}
+	fmt.Fprintf(out, " %8s", "p50 µs")
+	for _, ref := range refs {
+		fmt.Fprintf(out, " %18s", "p50 x "+ref)
+	}
+	for _, h := range handlers {
+		t := timings[h]
+		fmt.Fprintf(out, "\n%-10s %8.1f", h, float64(t.perOp)/1e3)
+		for _, ref := range refs {
+			fmt.Fprintf(out, " %14s", ratio(t.perOp, timings[ref].perOp))
+		}
+		fmt.Fprintf(out, " %8.1f", float64(t.p50)/1e3)
+		for _, ref := range refs {
+			fmt.Fprintf(out, " %18s", ratio(t.p50, timings[ref].p50))
+		}
+	}
+	fmt.Fprintln(out)
+}
 
 // podReviews returns, for n pods of the world, the AdmissionReview bodies
 // of their mutating and validating calls. Each pod is first created with
@@ -124,10 +180,11 @@ func podReview(b *testing.B, i int, pod *corev1.Pod) []byte {
 	return body
 }
 
-// benchHandler serves the bodies in turn and times each request. The first
-// answer of each body is checked (allowed, and patched when mutating), so a
-// broken fixture cannot pass for a fast handler.
-func benchHandler(b *testing.B, h http.Handler, path string, bodies [][]byte, wantPatch bool) {
+// benchHandler serves the bodies in turn, times each request, and returns
+// the time per request and its median. The first answer of each body is checked
+// (allowed, and patched when mutating), so a broken fixture cannot pass
+// for a fast handler.
+func benchHandler(b *testing.B, h http.Handler, path string, bodies [][]byte, wantPatch bool) timing {
 	for _, body := range bodies {
 		rec := serveReview(h, path, body)
 		var out admissionv1.AdmissionReview
@@ -154,8 +211,10 @@ func benchHandler(b *testing.B, h http.Handler, path string, bodies [][]byte, wa
 		i++
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(bench.Percentile(lat, 0.5))/1e3, "p50-µs")
+	p50 := bench.Percentile(lat, 0.5)
+	b.ReportMetric(float64(p50)/1e3, "p50-µs")
 	b.ReportMetric(float64(bench.Percentile(lat, 0.99))/1e3, "p99-µs")
+	return timing{perOp: b.Elapsed() / time.Duration(max(i, 1)), p50: p50}
 }
 
 func serveReview(h http.Handler, path string, body []byte) *httptest.ResponseRecorder {

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	kjson "sigs.k8s.io/json"
 
 	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/policy"
@@ -89,8 +90,10 @@ func serve(t *testing.T, h http.Handler, body []byte) (int, *admissionv1.Admissi
 
 // FuzzAdmissionReview feeds raw bytes, as an API server or an attacker
 // could send them, to every handler. No input may panic, every malformed
-// review must be answered with a refusal, and the pod validator may allow a
-// request only when the policy, applied independently here, allows it.
+// review must be answered with a refusal, the pod handlers must read every
+// pod object as the scheme's decoder reads it (checkPodView), and the pod
+// validator may allow a request only when the policy, applied
+// independently here to the pod as the API server decodes it, allows it.
 func FuzzAdmissionReview(f *testing.F) {
 	frozen := func(ann map[string]string) *corev1.Pod {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "payments", Annotations: ann},
@@ -103,6 +106,7 @@ func FuzzAdmissionReview(f *testing.F) {
 		f.Fatal(err)
 	}
 	subresources := Handlers(scheme, lookup, src, Enforcer{Mode: Enforce})[PathValidatePodSubresource].WithRecoverPanic(false)
+	ref := newReferenceDecoders(f)
 	ix, err := src.Snapshot(context.Background())
 	if err != nil {
 		f.Fatal(err)
@@ -144,8 +148,17 @@ func FuzzAdmissionReview(f *testing.F) {
 			}
 		}
 		code, resp := serve(t, validatePod, body)
+		// The review as controller-runtime decodes it: with the API
+		// server's case-sensitive decoder.
 		var in admissionv1.AdmissionReview
-		decodable := json.Unmarshal(body, &in) == nil && in.Request != nil
+		decodable := kjson.UnmarshalCaseSensitivePreserveInts(body, &in) == nil && in.Request != nil
+		if decodable {
+			// Every pod object a handler may read is read as the
+			// scheme's decoder reads it, allowed or not.
+			for _, raw := range [][]byte{in.Request.Object.Raw, in.Request.OldObject.Raw} {
+				checkPodView(t, ref, raw)
+			}
+		}
 		if resp == nil {
 			if code == http.StatusOK && decodable {
 				t.Fatalf("decodable review answered with no AdmissionResponse (HTTP %d)", code)
@@ -160,13 +173,16 @@ func FuzzAdmissionReview(f *testing.F) {
 			t.Fatalf("undecodable review allowed: %q", body)
 		}
 		req := in.Request
-		var pod, old corev1.Pod
-		if err := json.Unmarshal(req.Object.Raw, &pod); err != nil && req.Operation != admissionv1.Delete && req.Operation != admissionv1.Connect {
+		// The pod as the API server decodes it (case-sensitive keys), in
+		// the fields poolguard reads: the fields it does not read are not
+		// type-checked (TestPodViewReadsOnlyItsFields).
+		pod, err := ref.mirrorView(req.Object.Raw)
+		if err != nil && req.Operation != admissionv1.Delete && req.Operation != admissionv1.Connect {
 			t.Fatalf("review with undecodable pod allowed: %v", err)
 		}
 		switch req.Operation {
 		case admissionv1.Create:
-			if pod.Spec.HostNetwork {
+			if pod.HostNetwork {
 				return
 			}
 			nsName := pod.Namespace
@@ -190,10 +206,11 @@ func FuzzAdmissionReview(f *testing.F) {
 				t.Fatalf("pod allowed despite %v", deny)
 			}
 		case admissionv1.Update:
-			if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
+			old, err := ref.mirrorView(req.OldObject.Raw)
+			if err != nil {
 				t.Fatalf("update with undecodable old pod allowed: %v", err)
 			}
-			if !pod.Spec.HostNetwork && len(policy.ChangedGuardedKeys(old.Annotations, pod.Annotations)) > 0 {
+			if !pod.HostNetwork && len(policy.ChangedGuardedKeys(old.Annotations, pod.Annotations)) > 0 {
 				t.Fatalf("frozen annotation change allowed: %v -> %v", old.Annotations, pod.Annotations)
 			}
 		}

@@ -31,39 +31,51 @@ type PodFreezer struct {
 var _ admission.Defaulter[*corev1.Pod] = &PodFreezer{}
 
 // Default freezes the pod's pools. It changes nothing but the pod's
-// annotations.
+// annotations. It decides as the registered handler does (freezeHandler),
+// on the pod's view.
 func (f *PodFreezer) Default(ctx context.Context, pod *corev1.Pod) error {
+	frozen, err := f.freeze(ctx, viewOf(pod))
+	if err != nil || frozen == nil {
+		return err
+	}
+	pod.Annotations = frozen.Apply(pod.Annotations)
+	return nil
+}
+
+// freeze computes what the pod is frozen to, or nil when it is left as it
+// is (hostNetwork), and counts the decision. The admission request is in
+// ctx. It writes nothing: the caller applies the result.
+func (f *PodFreezer) freeze(ctx context.Context, pod podView) (*policy.Frozen, error) {
 	req, _ := admission.RequestFromContext(ctx)
 	op := string(req.Operation)
-	if pod.Spec.HostNetwork {
+	if pod.HostNetwork {
 		record(ctx, "pods", op, outcomeAllowed, "host_network")
-		return nil
+		return nil, nil
 	}
 	ns, err := f.Lookup.Namespace(ctx, podNamespace(pod, req))
 	if err != nil {
 		record(ctx, "pods", op, outcomeError, "namespace_lookup")
-		return apierrors.NewServiceUnavailable(err.Error())
+		return nil, apierrors.NewServiceUnavailable(err.Error())
 	}
 	index, err := f.Pools.Snapshot(ctx)
 	if err != nil {
 		record(ctx, "pods", op, outcomeError, "pool_lookup")
-		return apierrors.NewServiceUnavailable(err.Error())
+		return nil, apierrors.NewServiceUnavailable(err.Error())
 	}
 	var nodeLabels map[string]string
-	if f.Rules.PinDefaults && pod.Spec.NodeName != "" {
+	if f.Rules.PinDefaults && pod.NodeName != "" {
 		// Bound at creation: the defaults pinned may include pools whose
 		// nodeSelector selects this node. Unreadable, it pins fewer.
-		nodeLabels, _ = f.Lookup.NodeLabels(ctx, pod.Spec.NodeName)
+		nodeLabels, _ = f.Lookup.NodeLabels(ctx, pod.NodeName)
 	}
 	frozen := f.Rules.Freeze(pod.Annotations, ns, index, nodeLabels)
-	pod.Annotations = frozen.Apply(pod.Annotations)
-	record(ctx, "pods", op, outcomeMutated, "frozen_"+string(frozen.Provenance.IPv4)+"_"+string(frozen.Provenance.IPv6))
-	return nil
+	record(ctx, "pods", op, outcomeMutated, frozenReason(frozen.Provenance))
+	return &frozen, nil
 }
 
 // podNamespace is the pod's namespace; a pod created through a namespaced
 // URL may carry it only in the request.
-func podNamespace(pod *corev1.Pod, req admission.Request) string {
+func podNamespace(pod podView, req admission.Request) string {
 	if pod.Namespace != "" {
 		return pod.Namespace
 	}
@@ -72,7 +84,7 @@ func podNamespace(pod *corev1.Pod, req admission.Request) string {
 
 // podName names a pod in messages, including generateName pods that have no
 // name yet.
-func podName(pod *corev1.Pod, req admission.Request) string {
+func podName(pod podView, req admission.Request) string {
 	switch {
 	case pod.Name != "":
 		return pod.Name
@@ -98,11 +110,28 @@ type PodValidator struct {
 
 var _ admission.Validator[*corev1.Pod] = &PodValidator{}
 
-// ValidateCreate checks a new, frozen pod.
+// ValidateCreate checks a new, frozen pod. It decides as the registered
+// handler does (validateHandler), on the pod's view.
 func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (admission.Warnings, error) {
+	return v.validateCreate(ctx, viewOf(pod))
+}
+
+// ValidateUpdate refuses any change to the frozen annotations.
+func (v *PodValidator) ValidateUpdate(ctx context.Context, oldPod, newPod *corev1.Pod) (admission.Warnings, error) {
+	return v.validateUpdate(ctx, viewOf(oldPod), viewOf(newPod))
+}
+
+// ValidateDelete allows every delete: the webhook is not registered for it.
+func (v *PodValidator) ValidateDelete(context.Context, *corev1.Pod) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// validateCreate checks a new, frozen pod; the admission request is in
+// ctx.
+func (v *PodValidator) validateCreate(ctx context.Context, pod podView) (admission.Warnings, error) {
 	req, _ := admission.RequestFromContext(ctx)
 	op := string(req.Operation)
-	if pod.Spec.HostNetwork {
+	if pod.HostNetwork {
 		// The configurations' match conditions keep hostNetwork pods away;
 		// a direct caller gets the same answer.
 		record(ctx, "pods", op, outcomeAllowed, "host_network")
@@ -120,13 +149,13 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 	}
 	subject := policy.Subject{Namespace: ns}
 	var warns admission.Warnings
-	if pod.Spec.NodeName != "" {
+	if pod.NodeName != "" {
 		// Bound at creation (static pods, some schedulers): the node is
 		// known, so its selector can be checked now rather than on the node.
-		if nodeLabels, err := v.Lookup.NodeLabels(ctx, pod.Spec.NodeName); err == nil {
+		if nodeLabels, err := v.Lookup.NodeLabels(ctx, pod.NodeName); err == nil {
 			subject.NodeLabels = nodeLabels
 		} else {
-			warns = append(warns, fmt.Sprintf("node %q could not be read (%v); pool nodeSelectors will be checked on the node", pod.Spec.NodeName, err))
+			warns = append(warns, fmt.Sprintf("node %q could not be read (%v); pool nodeSelectors will be checked on the node", pod.NodeName, err))
 		}
 	}
 	frozen, err := v.Rules.CheckFrozen(pod.Annotations, ns, index, v.freezeNode(subject))
@@ -151,10 +180,11 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 	return warns, nil
 }
 
-// ValidateUpdate refuses any change to the frozen annotations.
-func (v *PodValidator) ValidateUpdate(ctx context.Context, oldPod, newPod *corev1.Pod) (admission.Warnings, error) {
+// validateUpdate refuses any change to the frozen annotations; the
+// admission request is in ctx.
+func (v *PodValidator) validateUpdate(ctx context.Context, oldPod, newPod podView) (admission.Warnings, error) {
 	req, _ := admission.RequestFromContext(ctx)
-	if newPod.Spec.HostNetwork {
+	if newPod.HostNetwork {
 		record(ctx, "pods", string(req.Operation), outcomeAllowed, "host_network")
 		return nil, nil
 	}
@@ -168,11 +198,6 @@ func (v *PodValidator) ValidateUpdate(ctx context.Context, oldPod, newPod *corev
 		errs = append(errs, field.Forbidden(annotationPath(k), fmt.Sprintf(policy.MsgImmutable, policy.AnnotationProvenance)))
 	}
 	return v.deny(ctx, "pods", podNamespace(newPod, req), policy.Reason(policy.ErrImmutable), nil, apierrors.NewInvalid(podGK, podName(newPod, req), errs))
-}
-
-// ValidateDelete allows every delete: the webhook is not registered for it.
-func (v *PodValidator) ValidateDelete(context.Context, *corev1.Pod) (admission.Warnings, error) {
-	return nil, nil
 }
 
 // freezeNode is the node the freezer saw: only Calico's rules read it.

@@ -133,9 +133,10 @@ func Screened(w *admission.Webhook, excluded []string) *admission.Webhook {
 }
 
 // Handlers returns every admission handler by path: controller-runtime's
-// typed defaulters and validators over poolguard's policy (the pod freeze
-// through a handler that patches only what it wrote, see freezeHandler). Setup serves them;
-// the fuzz target feeds them raw bytes.
+// typed defaulters and validators over poolguard's policy, the pod
+// handlers through handlers that decode only the pod's view and patch
+// only what the freeze wrote (see freezeHandler, validateHandler). Setup
+// serves them; the fuzz target feeds them raw bytes.
 func Handlers(scheme *runtime.Scheme, lookup Lookup, source source.Source, enforcer Enforcer) map[string]*admission.Webhook {
 	return HandlersWith(scheme, lookup, source, enforcer, policy.Rules{})
 }
@@ -144,9 +145,9 @@ func Handlers(scheme *runtime.Scheme, lookup Lookup, source source.Source, enfor
 // the default pools).
 func HandlersWith(scheme *runtime.Scheme, lookup Lookup, source source.Source, enforcer Enforcer, rules policy.Rules) map[string]*admission.Webhook {
 	return map[string]*admission.Webhook{
-		PathMutatePod:              newFreezeWebhook(scheme, &PodFreezer{Lookup: lookup, Pools: source, Rules: rules}),
+		PathMutatePod:              newFreezeWebhook(&PodFreezer{Lookup: lookup, Pools: source, Rules: rules}),
 		PathValidatePodSubresource: (&admission.Webhook{Handler: PodSubresourceValidator{Enforcer: enforcer}}).WithRecoverPanic(true),
-		PathValidatePod:            admission.WithValidator[*corev1.Pod](scheme, &PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source, Rules: rules}).WithRecoverPanic(true),
+		PathValidatePod:            newValidateWebhook(&PodValidator{Enforcer: enforcer, Lookup: lookup, Pools: source, Rules: rules}),
 		PathValidateNamespace:      admission.WithValidator[*corev1.Namespace](scheme, &NamespaceValidator{Enforcer: enforcer, Pools: source}).WithRecoverPanic(true),
 		PathMutateIPPool:           admission.WithDefaulter[*v1alpha1.IPPool](scheme, IPPoolDefaulter{}).WithRecoverPanic(true),
 		PathValidateIPPool:         admission.WithValidator[*v1alpha1.IPPool](scheme, IPPoolValidator{Pools: source}).WithRecoverPanic(true),

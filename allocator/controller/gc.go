@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,8 +40,18 @@ const (
 // the grace period, re-checks against the API server right before, and
 // releases with the sequence number it saw, so an address reassigned in
 // the meantime is never freed.
+//
+// A sweep reads the cache's own objects, without copies, and indexes them
+// in sets of hashes and comparable struct keys that build no string, so
+// that it costs the same per pod in a cluster of any size (BenchmarkSweep)
+// and leaves next to nothing for the Go garbage collector: nothing it does
+// with a cached object changes it, and what it frees it reads again live
+// first.
 type Collector struct {
-	// Reader lists claims, blocks, affinities, pods and nodes (a cache).
+	// Reader reads claims, blocks, pods and nodes: a cache. From an
+	// informer cache (poolguard-webhook passes the manager's) the sweep
+	// reads the informers' stores; any other reader it lists with
+	// client.UnsafeDisableDeepCopy. Either way it only reads.
 	Reader client.Reader
 	// Live reads from the API server for the re-check before freeing.
 	Live client.Reader
@@ -53,8 +64,23 @@ type Collector struct {
 	// Now is time.Now, replaceable by tests.
 	Now func() time.Time
 
-	mu       sync.Mutex
-	suspects map[string]time.Time
+	suspects suspects
+
+	// sweeping holds one sweep at a time, and guards checked.
+	sweeping sync.Mutex
+	// checked remembers, per block name, the resourceVersion that passed
+	// kubestore.BlockFromAPI's checks in the last sweeps: an object of the
+	// same resourceVersion is the same object, so a sweep reads an
+	// unchanged block's allocations in place instead of converting it
+	// again (a map of slots per block, per sweep).
+	checked map[string]checkedBlock
+}
+
+// checkedBlock is a block's resourceVersion that passed the checks, and the
+// sweep round that last saw it.
+type checkedBlock struct {
+	version string
+	round   uint64
 }
 
 // Report says what one sweep did.
@@ -64,118 +90,151 @@ type Report struct {
 	Suspects int
 }
 
+func (c *Collector) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
 // Sweep runs one collection pass.
 func (c *Collector) Sweep(ctx context.Context) (Report, error) {
 	var r Report
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	prev := c.suspects
-	c.suspects = map[string]time.Time{}
-	// due reports whether a candidate has been garbage for the grace
-	// period, and keeps it as a suspect otherwise.
-	due := func(key string) bool {
-		first, seen := prev[key]
-		if !seen {
-			first = now()
-		}
-		if now().Sub(first) >= c.GracePeriod {
-			return true
-		}
-		c.suspects[key] = first
-		return false
-	}
+	c.sweeping.Lock()
+	defer c.sweeping.Unlock()
+	began := time.Now()
+	round := c.suspects.begin()
 
-	var claims v1alpha1.IPAMClaimList
-	var blocks v1alpha1.IPAMBlockList
-	var pods, nodes metav1.PartialObjectMetadataList
-	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
-	for _, l := range []client.ObjectList{&claims, &blocks, &pods, &nodes} {
-		if err := c.Reader.List(ctx, l); err != nil {
-			return r, fmt.Errorf("listing: %w", err)
-		}
+	claims, blocks, pods, nodes, err := c.list(ctx)
+	if err != nil {
+		// The suspects stay as they are: the next sweep that lists sees
+		// each again, or forgets it.
+		sweepDuration.Observe(time.Since(began).Seconds())
+		return r, fmt.Errorf("listing: %w", err)
 	}
-	livePods := make(map[types.NamespacedName]int, len(pods.Items))
-	for i, p := range pods.Items {
-		livePods[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = i
-	}
-	nodeExists := make(map[string]bool, len(nodes.Items))
-	for _, n := range nodes.Items {
-		nodeExists[n.Name] = true
-	}
-	// lists holds, per claim, the slots it records ("addr/seq").
-	lists := make(map[string]map[string]bool, len(claims.Items))
+	seen := newSnapshot(pods, nodes, len(claims))
 	var errs []error
 
 	// Claims whose pod is gone.
-	for i := range claims.Items {
-		o := &claims.Items[i]
-		lists[o.Name] = listedSlots(o)
+	for _, o := range claims {
+		// Every claim's slots, released claims' too, are recorded
+		// before the blocks are searched for orphans below.
+		seen.record(o)
 		if o.DeletionTimestamp != nil {
 			// Released, and waiting for the history recorder: nothing
-			// of it is the collector's to free. Its slots stay listed
-			// above, so one still held (a claim deleted by hand under a
-			// live pod) is freed only once the claim is gone.
+			// of it is the collector's to free. Its slots are recorded
+			// all the same, so one still held (a claim deleted by hand
+			// under a live pod) is freed only once the claim is gone.
 			continue
 		}
-		key := types.NamespacedName{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name}
-		if i, ok := livePods[key]; ok && policy.IsThePod(string(pods.Items[i].UID), pods.Items[i].Annotations, o.Spec.Pod.UID) {
+		if seen.podAlive(o.Spec.Pod) {
 			continue
 		}
-		if !due("claim/" + o.Name + "/" + string(o.UID)) {
+		if !c.suspects.due(claimCandidate(o), c.now(), c.GracePeriod) {
 			continue
 		}
 		freed, err := c.releaseClaim(ctx, o)
 		if err != nil {
 			errs = append(errs, err)
 		} else if freed {
-			// Its slots were freed with it; the block listing above is
-			// older, so leave them out of the orphan search.
+			// Its slots were freed with it; the block listing is
+			// older, and they are recorded above, so the orphan
+			// search below leaves them alone.
 			r.ClaimsReleased++
+			freedTotal.WithLabelValues(kindClaim, triggerSweep).Inc()
 		}
 	}
 
 	// Slots whose claim does not exist or does not record them, and empty
 	// blocks nobody holds.
-	for i := range blocks.Items {
-		o := &blocks.Items[i]
-		b, err := kubestore.BlockFromAPI(o)
+	slots := 0
+	for _, o := range blocks {
+		cidr, err := c.checkBlock(o, round)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for off, s := range b.Slots {
-			addr := b.Addr(off)
-			if lists[s.Claim][slotKey(addr, s.Seq)] {
+		slots += len(o.Spec.Allocations)
+		for _, a := range o.Spec.Allocations {
+			addr := slotAddr(cidr, a.Slot)
+			if seen.isRecorded(a.Claim, addr, a.Seq) {
 				continue
 			}
-			if !due(fmt.Sprintf("slot/%s/%d/%s/%d", o.Name, off, s.Claim, s.Seq)) {
+			if !c.suspects.due(candidate{kind: candidateSlot, name: o.Name, ref: a.Claim, slot: a.Slot, seq: a.Seq}, c.now(), c.GracePeriod) {
 				continue
 			}
-			freed, err := c.releaseOrphan(ctx, b.CIDR, addr, s)
+			freed, err := c.releaseOrphan(ctx, cidr, addr, a.Claim, a.Seq)
 			if err != nil {
 				errs = append(errs, err)
 			} else if freed {
 				r.SlotsReleased++
+				freedTotal.WithLabelValues(kindSlot, triggerSweep).Inc()
 			}
 		}
-		if b.Node != "" && !nodeExists[b.Node] && len(o.Spec.Allocations) == 0 {
-			if !due("block/" + o.Name + "/" + o.ResourceVersion) {
+		if node := o.Spec.Node; node != "" && !seen.nodeExists(node) && len(o.Spec.Allocations) == 0 {
+			if !c.suspects.due(candidate{kind: candidateBlock, name: o.Name, ref: o.ResourceVersion}, c.now(), c.GracePeriod) {
 				continue
 			}
-			if err := c.deleteBlock(ctx, o.Name, b.Node, b.Pool, b.CIDR); err != nil {
+			if err := c.deleteBlock(ctx, o.Name, node, o.Spec.Pool, cidr); err != nil {
 				errs = append(errs, err)
 			} else {
 				r.BlocksDeleted++
+				freedTotal.WithLabelValues(kindBlock, triggerSweep).Inc()
 			}
 		}
 	}
-	r.Suspects = len(c.suspects)
+	for name, cb := range c.checked {
+		if cb.round != round {
+			delete(c.checked, name) // deleted since
+		}
+	}
+	r.Suspects = c.suspects.end(round)
+	observeSweep(time.Since(began), len(claims), len(blocks), slots, len(pods), len(nodes), r.Suspects)
 	return r, errors.Join(errs...)
+}
+
+// list reads the claims, blocks, pods and nodes from the cache, without
+// copies (cachedObjects): read only.
+func (c *Collector) list(ctx context.Context) (claims []*v1alpha1.IPAMClaim, blocks []*v1alpha1.IPAMBlock, pods, nodes []*metav1.PartialObjectMetadata, err error) {
+	if claims, err = cachedObjects(ctx, c.Reader, &v1alpha1.IPAMClaim{}, &v1alpha1.IPAMClaimList{}); err != nil {
+		return
+	}
+	if blocks, err = cachedObjects(ctx, c.Reader, &v1alpha1.IPAMBlock{}, &v1alpha1.IPAMBlockList{}); err != nil {
+		return
+	}
+	if pods, err = cachedObjects(ctx, c.Reader, metadataObject(podGVK), metadataList(podListGVK)); err != nil {
+		return
+	}
+	nodes, err = cachedObjects(ctx, c.Reader, metadataObject(nodeGVK), metadataList(nodeListGVK))
+	return
+}
+
+// checkBlock returns the block's CIDR once the block passes
+// kubestore.BlockFromAPI's checks, which it runs only on a block it has not
+// checked at this resourceVersion.
+func (c *Collector) checkBlock(o *v1alpha1.IPAMBlock, round uint64) (netip.Prefix, error) {
+	if cb, ok := c.checked[o.Name]; ok && cb.version == o.ResourceVersion && cb.version != "" {
+		if cidr, err := netip.ParsePrefix(o.Spec.CIDR); err == nil {
+			c.checked[o.Name] = checkedBlock{version: cb.version, round: round}
+			return cidr, nil
+		}
+	}
+	b, err := kubestore.BlockFromAPI(o)
+	if err != nil {
+		delete(c.checked, o.Name)
+		return netip.Prefix{}, err
+	}
+	if c.checked == nil {
+		c.checked = map[string]checkedBlock{}
+	}
+	c.checked[o.Name] = checkedBlock{version: o.ResourceVersion, round: round}
+	return b.CIDR, nil
+}
+
+// claimCandidate is a claim as a candidate: its name and UID, so that a
+// new claim of the same attachment starts over.
+func claimCandidate(o *v1alpha1.IPAMClaim) candidate {
+	return candidate{kind: candidateClaim, name: o.Name, ref: string(o.UID)}
 }
 
 // releaseClaim re-reads the claim and its pod from the API server and
@@ -188,9 +247,8 @@ func (c *Collector) releaseClaim(ctx context.Context, seen *v1alpha1.IPAMClaim) 
 	if o.UID != seen.UID {
 		return false, nil // replaced by a new attachment with the same key
 	}
-	var pod metav1.PartialObjectMetadata
-	pod.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-	err := c.Live.Get(ctx, types.NamespacedName{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name}, &pod)
+	pod := metadataObject(podGVK)
+	err := c.Live.Get(ctx, types.NamespacedName{Namespace: o.Spec.Pod.Namespace, Name: o.Spec.Pod.Name}, pod)
 	if err == nil && policy.IsThePod(string(pod.UID), pod.Annotations, o.Spec.Pod.UID) {
 		return false, nil // the pod is back (or the cache was behind)
 	}
@@ -219,10 +277,10 @@ func (c *Collector) releaseClaim(ctx context.Context, seen *v1alpha1.IPAMClaim) 
 // claim). A claim is written after all its slots, so once it exists a slot
 // it does not record is nobody's. The sequence number guards against
 // reassignment.
-func (c *Collector) releaseOrphan(ctx context.Context, block netip.Prefix, addr netip.Addr, s allocator.Slot) (bool, error) {
+func (c *Collector) releaseOrphan(ctx context.Context, block netip.Prefix, addr netip.Addr, claim string, seq int64) (bool, error) {
 	var o v1alpha1.IPAMClaim
-	err := c.Live.Get(ctx, types.NamespacedName{Name: s.Claim}, &o)
-	if err == nil && listedSlots(&o)[slotKey(addr, s.Seq)] {
+	err := c.Live.Get(ctx, types.NamespacedName{Name: claim}, &o)
+	if err == nil && records(&o, addr, seq) {
 		return false, nil
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -233,10 +291,10 @@ func (c *Collector) releaseOrphan(ctx context.Context, block netip.Prefix, addr 
 		why = "its claim records other addresses (ADD interrupted, then retried)"
 	}
 	a := &allocator.Allocator{Store: c.Store, Now: c.Now} // recorded, to cool down: see releaseClaim
-	if freed, err := a.ReleaseSlot(ctx, block, addr, s.Claim, s.Seq); err != nil || !freed {
+	if freed, err := a.ReleaseSlot(ctx, block, addr, claim, uint64(seq)); err != nil || !freed {
 		return false, err
 	}
-	c.Log.Info("released an address no claim holds: "+why, "address", addr.String(), "block", block.String(), "claim", s.Claim, "seq", s.Seq)
+	c.Log.Info("released an address no claim holds: "+why, "address", addr.String(), "block", block.String(), "claim", claim, "seq", seq)
 	return true, nil
 }
 
@@ -295,18 +353,26 @@ func (c *Collector) dropAffinity(ctx context.Context, node, pool string, cidr ne
 	return fmt.Errorf("%w: affinity of node %s", allocator.ErrBusy, node)
 }
 
-// listedSlots returns the slots a claim records, as slotKey.
-func listedSlots(o *v1alpha1.IPAMClaim) map[string]bool {
-	out := make(map[string]bool, len(o.Spec.Addresses))
-	for _, a := range o.Spec.Addresses {
-		if addr, err := netip.ParseAddr(a.Address); err == nil {
-			out[slotKey(addr, uint64(a.Seq))] = true
-		}
-	}
-	return out
+// The kinds the sweep lists as metadata only: it needs their names (and a
+// pod's UID and mirror annotation), never their specs.
+var (
+	podGVK      = corev1.SchemeGroupVersion.WithKind("Pod")
+	podListGVK  = corev1.SchemeGroupVersion.WithKind("PodList")
+	nodeGVK     = corev1.SchemeGroupVersion.WithKind("Node")
+	nodeListGVK = corev1.SchemeGroupVersion.WithKind("NodeList")
+)
+
+func metadataObject(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
+	o := &metav1.PartialObjectMetadata{}
+	o.SetGroupVersionKind(gvk)
+	return o
 }
 
-func slotKey(addr netip.Addr, seq uint64) string { return fmt.Sprintf("%s/%d", addr, seq) }
+func metadataList(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadataList {
+	l := &metav1.PartialObjectMetadataList{}
+	l.SetGroupVersionKind(gvk)
+	return l
+}
 
 func addrsOf(c *allocator.Claim) []string {
 	out := make([]string, len(c.Addresses))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -63,8 +64,10 @@ func (o Options) Validate() error {
 }
 
 // Setup registers the IPPool status controller, the history recorder and
-// its expiry, and the garbage collector with the manager. All run only on
-// the elected leader.
+// its expiry, and the garbage collector (its sweep every Interval, and its
+// controller of pod deletions, PodGone) with the manager. All run only on
+// the elected leader. The manager's cache should be built with
+// CacheOptions.
 func Setup(mgr manager.Manager, o Options) error {
 	if o.GracePeriod == 0 {
 		o.GracePeriod = DefaultGracePeriod
@@ -111,7 +114,19 @@ func Setup(mgr manager.Manager, o Options) error {
 	if err := mgr.Add(&Expirer{Archive: hist, Retention: o.HistoryRetention, Log: log.WithName("history")}); err != nil {
 		return err
 	}
-	gc := &Collector{Reader: mgr.GetClient(), Live: mgr.GetAPIReader(), Store: store, GracePeriod: o.GracePeriod, Log: log.WithName("gc")}
+	gc := &Collector{Reader: mgr.GetCache(), Live: mgr.GetAPIReader(), Store: store, GracePeriod: o.GracePeriod, Log: log.WithName("gc")}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.IPAMClaim{}, ClaimPodField, indexClaimPod); err != nil {
+		return fmt.Errorf("indexing IPAMClaims by pod: %w", err)
+	}
+	gone := &PodGone{Reader: mgr.GetCache(), Collector: gc}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("gc-pod-gone").
+		// Pods as metadata: the informer the sweep reads.
+		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(gone.claimsOfPod), builder.WithPredicates(podDeleted)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Complete(gone); err != nil {
+		return fmt.Errorf("garbage collector's pod controller: %w", err)
+	}
 	// A Runnable without NeedLeaderElection runs only on the leader.
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		t := time.NewTicker(o.Interval)

@@ -94,17 +94,22 @@ func (r *Result) Ratio(ref *Result) float64 {
 func (r *Result) CPURatio(ref *Result) float64 { return ref.CPUTotalPerPod() / r.CPUTotalPerPod() }
 
 // PrintTable prints the results with throughput ratios to the first two
-// setups (no webhook, no-op webhook) and where the CPU went, then each
-// round's numbers, which show how noisy the machine was.
+// setups (no webhook, no-op webhook) and to the patching no-op, where the
+// CPU went, then each round's numbers, which show how noisy the machine
+// was.
 func PrintTable(out io.Writer, results []*Result, pods, workers int) {
-	none, noop := results[0], results[1]
+	none, noop, patch := results[0], results[1], byName(results, "noop-patch")
 	fmt.Fprintf(out, "\nAdmission cost: %d rounds x %d pods per setup, %d concurrent clients, one kube-apiserver\n", len(results[0].Runs), pods, workers)
-	fmt.Fprintf(out, "(vs: median over rounds of the pods/s ratio within a round; CPU: ms per pod of kube-apiserver, etcd, and this process = webhook + clients;\n by CPU: no-op's CPU per pod over the setup's)\n\n")
-	fmt.Fprintf(out, "%-36s %7s %7s %7s %8s %8s   %9s %5s %8s %6s   %8s\n", "setup", "pods/s", "p50 ms", "p99 ms", "vs none", "vs no-op", "apiserver", "etcd", "webhook+", "total", "by CPU")
+	fmt.Fprintf(out, "(vs: median over rounds of the pods/s ratio within a round, vs patch: to the no-op answering with a 1-key patch;\n CPU: ms per pod of kube-apiserver, etcd, and this process = webhook + clients; by CPU: no-op's CPU per pod over the setup's)\n\n")
+	fmt.Fprintf(out, "%-36s %7s %7s %7s %8s %8s %8s   %9s %5s %8s %6s   %8s\n", "setup", "pods/s", "p50 ms", "p99 ms", "vs none", "vs no-op", "vs patch", "apiserver", "etcd", "webhook+", "total", "by CPU")
 	for _, r := range results {
 		a, e, s := r.CPUPerPod()
-		fmt.Fprintf(out, "%-36s %7.1f %7.1f %7.1f %8.2f %8.2f   %9.2f %5.2f %8.2f %6.2f   %8.2f\n", r.Setup.Label, r.PodsPerSecond(),
-			ms(r.Percentile(0.5)), ms(r.Percentile(0.99)), r.Ratio(none), r.Ratio(noop), a, e, s, a+e+s, r.CPURatio(noop))
+		vsPatch := math.NaN()
+		if patch != nil {
+			vsPatch = r.Ratio(patch)
+		}
+		fmt.Fprintf(out, "%-36s %7.1f %7.1f %7.1f %8.2f %8.2f %8.2f   %9.2f %5.2f %8.2f %6.2f   %8.2f\n", r.Setup.Label, r.PodsPerSecond(),
+			ms(r.Percentile(0.5)), ms(r.Percentile(0.99)), r.Ratio(none), r.Ratio(noop), vsPatch, a, e, s, a+e+s, r.CPURatio(noop))
 	}
 	fmt.Fprintf(out, "\nper round (setup order rotates each round): pods/s (CPU ms/pod, all processes)\n")
 	for _, r := range results {
@@ -127,17 +132,23 @@ func spread(r *Result) string {
 	return fmt.Sprintf("%.0f%%", 100*(hi-lo)/(sum/float64(len(r.Runs))))
 }
 
-// PrintAims states the issue's aims against the results, by throughput
-// (median of per-round ratios) and by CPU per pod: poolguard at least 0.9
-// of the no-op webhook, and ahead of the admission policies. It also
-// compares poolguard with the patching no-op, the floor of any webhook that
-// mutates pods.
-func PrintAims(out io.Writer, results []*Result) {
-	by := map[string]*Result{}
+// byName returns the result of the setup called name, or nil.
+func byName(results []*Result, name string) *Result {
 	for _, r := range results {
-		by[r.Setup.Name] = r
+		if r.Setup.Name == name {
+			return r
+		}
 	}
-	pg, noop, patch, pol := by["poolguard"], by["noop"], by["noop-patch"], by["policies"]
+	return nil
+}
+
+// PrintAims states the issues' aims against the results, by throughput
+// (median of per-round ratios) and by CPU per pod: poolguard at least 0.9
+// of the no-op webhook, ahead of the admission policies, and at least 0.98
+// of the patching no-op, the floor of any webhook that mutates pods
+// (issue 14: poolguard's own cost on top of answering with a patch).
+func PrintAims(out io.Writer, results []*Result) {
+	pg, noop, patch, pol := byName(results, "poolguard"), byName(results, "noop"), byName(results, "noop-patch"), byName(results, "policies")
 	if pg == nil || noop == nil {
 		return
 	}
@@ -156,7 +167,7 @@ func PrintAims(out io.Writer, results []*Result) {
 		fmt.Fprintf(out, "aim: poolguard > the admission policies (ratio > 1): %s\n", verdict(pg.Ratio(pol), pg.CPURatio(pol), 1.0000001))
 	}
 	if patch != nil {
-		fmt.Fprintf(out, "poolguard vs the patching no-op (floor of any mutating webhook): pods/s %.2f, CPU %.2f; the patch alone: pods/s %.2f, CPU %.2f of the no-op\n",
-			pg.Ratio(patch), pg.CPURatio(patch), patch.Ratio(noop), patch.CPURatio(noop))
+		fmt.Fprintf(out, "aim: poolguard >= 0.98 x the patching no-op (floor of any mutating webhook): %s\n", verdict(pg.Ratio(patch), pg.CPURatio(patch), 0.98))
+		fmt.Fprintf(out, "the patch alone: pods/s %.2f, CPU %.2f of the no-op\n", patch.Ratio(noop), patch.CPURatio(noop))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -129,6 +130,8 @@ func StandIn(dep *appsv1.Deployment, certDir, kubeconfig string) (args, env []st
 			env = append(env, e.Name+"="+dep.Namespace)
 		case ref.FieldRef != nil && ref.FieldRef.FieldPath == "metadata.name":
 			env = append(env, e.Name+"="+dep.Name+"-0")
+		case ref.ResourceFieldRef != nil && ref.ResourceFieldRef.Resource == "limits.memory":
+			env = append(env, e.Name+"="+strconv.FormatInt(ctr.Resources.Limits.Memory().Value(), 10))
 		default:
 			return nil, nil, fmt.Errorf("cannot stand in for env %s of the chart's container", e.Name)
 		}
@@ -251,4 +254,14 @@ func HarnessOptions() (harness.Options, error) {
 		return harness.Options{}, err
 	}
 	return harness.Options{ExternalWebhook: true, Mutating: m, Validating: v}, nil
+}
+
+// Deployment is the chart's webhook Deployment as helm renders it with
+// Release's values, for callers that run the binary themselves (StandIn).
+func Deployment() (*appsv1.Deployment, error) { return deployment() }
+
+// CertVolume lays env's serving certificate out in dir as the chart's
+// Secret volume mounts it, and returns the directory for --cert-dir.
+func CertVolume(env *harness.Env, dir string) (string, error) {
+	return certVolume(env.CertDir, env.Env.WebhookInstallOptions.LocalServingCAData, dir)
 }

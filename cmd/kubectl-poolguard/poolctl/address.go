@@ -69,23 +69,59 @@ func expectedSpans(fam policy.Family, frozen *policy.Frozen, ns policy.Namespace
 	return out, "its default " + fam.String() + " pools"
 }
 
+// expectation is what a pod's addresses of one family are checked
+// against: the ranges they may lie in, and how to name them.
+type expectation struct {
+	spans []span
+	what  string
+}
+
+// expectations holds a pod's expectation per family, each worked out
+// when first needed (a default family's is a pass over every pool).
+type expectations struct {
+	frozen *policy.Frozen
+	ns     policy.Namespace
+	ix     *policy.Index
+	by     [2]*expectation
+}
+
+func newExpectations(frozen *policy.Frozen, ns policy.Namespace, ix *policy.Index) *expectations {
+	return &expectations{frozen: frozen, ns: ns, ix: ix}
+}
+
+// of returns the expectation for family fam.
+func (e *expectations) of(fam policy.Family) *expectation {
+	i := 0
+	if fam == policy.IPv6 {
+		i = 1
+	}
+	if e.by[i] == nil {
+		spans, what := expectedSpans(fam, e.frozen, e.ns, e.ix)
+		e.by[i] = &expectation{spans: spans, what: what}
+	}
+	return e.by[i]
+}
+
 // addressVerdicts places each of the pod's addresses.
 func addressVerdicts(pod Pod, frozen *policy.Frozen, ns policy.Namespace, ix *policy.Index) []AddressVerdict {
+	return placeAddresses(pod.IPs, newExpectations(frozen, ns, ix), newPoolLocator(ix))
+}
+
+// placeAddresses says where each address lies and whether it is expected
+// there.
+func placeAddresses(ips []netip.Addr, exp *expectations, loc *poolLocator) []AddressVerdict {
 	var out []AddressVerdict
-	for _, ip := range pod.IPs {
+	for _, ip := range ips {
 		v := AddressVerdict{IP: ip.String()}
-		for _, p := range ix.All() {
-			if p.CIDR.IsValid() && p.CIDR.Contains(ip) {
-				v.Pool, v.CIDR = p.Name, p.CIDR.String()
-				break
-			}
+		if p, ok := loc.find(ip); ok {
+			v.Pool, v.CIDR = p.Name, p.CIDR.String()
 		}
 		fam := policy.IPv4
 		if !ip.Is4() {
 			fam = policy.IPv6
 		}
-		spans, what := expectedSpans(fam, frozen, ns, ix)
-		for _, s := range spans {
+		e := exp.of(fam)
+		for _, s := range e.spans {
 			if s.prefix.Contains(ip) {
 				v.Expected = true
 				break
@@ -96,7 +132,7 @@ func addressVerdicts(pod Pod, frozen *policy.Frozen, ns policy.Namespace, ix *po
 			if v.Pool != "" {
 				where = fmt.Sprintf("in pool %q (%s)", v.Pool, v.CIDR)
 			}
-			v.Why = fmt.Sprintf("%s lies %s, outside %s: %s", ip, where, what, spanList(spans))
+			v.Why = fmt.Sprintf("%s lies %s, outside %s: %s", ip, where, e.what, spanList(e.spans))
 		}
 		out = append(out, v)
 	}

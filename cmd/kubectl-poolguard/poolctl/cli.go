@@ -249,15 +249,17 @@ Exit codes: 0 nothing found, 1 something found, 2 error.`,
 			if err != nil {
 				return err
 			}
-			pods, err := c.Pods(ctx, namespace)
-			if err != nil {
-				return err
-			}
 			ix, err := c.Index(ctx)
 			if err != nil {
 				return err
 			}
-			r := Drift(pods, namespaces, ix, c.Rules)
+			// Each page of pods is checked as it arrives: the pods are
+			// never all held at once.
+			d := newDrifter(namespaces, ix, c.Rules)
+			if err := c.EachPod(ctx, namespace, d.add); err != nil {
+				return err
+			}
+			r := d.report()
 			if err := write(cmd.OutOrStdout(), o.output, r, func(w io.Writer) { tableDrift(w, r) }); err != nil {
 				return err
 			}

@@ -232,7 +232,7 @@ func bindViewer(t *testing.T, c client.Client, role *rbacv1.ClusterRole, user st
 // storeClient is a client of the local control plane that knows the
 // allocator's objects (IPAMClaims, IPAMHistories) besides poolguard's
 // types, which the harness's own client knows.
-func storeClient(t *testing.T) client.Client {
+func storeClient(t testing.TB) client.Client {
 	t.Helper()
 	c, err := harness.Client(controlPlane(t).Config)
 	if err != nil {

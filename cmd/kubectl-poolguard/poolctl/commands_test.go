@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"poolguard.dev/poolguard/api/v1alpha1"
 	"poolguard.dev/poolguard/cmd/kubectl-poolguard/poolctl"
 	"poolguard.dev/poolguard/policy"
 )
@@ -133,6 +136,13 @@ func TestDrift(t *testing.T) {
 	if r.Checked != 6 || r.HostNetwork != 1 {
 		t.Errorf("checked %d (want 6), hostNetwork %d (want 1)", r.Checked, r.HostNetwork)
 	}
+	// Read in pages of two pods, the report is the same.
+	restore := poolctl.SetPageSize(2)
+	pagedCode, paged, _ := run(t, kc, "", "drift", "-A", "-o", "json")
+	restore()
+	if pagedCode != code || paged != out {
+		t.Errorf("in pages of two pods: exit %d and\n%s\nwant exit %d and the same report", pagedCode, paged, code)
+	}
 
 	code, out, _ = run(t, kc, "", "drift", "-n", "web")
 	if code != poolctl.ExitFound {
@@ -179,10 +189,35 @@ func TestAccess(t *testing.T) {
 			t.Errorf("%q as a viewer: exit %d, want 0", args, code)
 		}
 	}
-	// who-had reads the history, blocks and claims: nobody held this one.
+	// who-had reads the claims and the history: nobody held this one.
 	if code, _, _ := run(t, kc, "", "who-had", "198.18.99.250", "--at", "1h"); code != poolctl.ExitFound {
 		t.Errorf("who-had as a viewer: exit %d, want 1 (nobody)", code)
 	}
+}
+
+// TestPodsForbidden: a user who may read namespaces and pools but not
+// pods is told which list was refused and which ClusterRole grants it.
+func TestPodsForbidden(t *testing.T) {
+	setUp(t)
+	e := controlPlane(t)
+	kc, err := userKubeconfig(e, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "no-pods"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list"}},
+		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"ippools"}, Verbs: []string{"get", "list"}},
+	}}
+	bindViewer(t, e.Client, role, "bob")
+	deadline := time.Now().Add(15 * time.Second)
+	code, _, errOut := run(t, kc, "", "drift", "-n", "web")
+	for ; strings.Contains(errOut, "cannot get namespace") && time.Now().Before(deadline); code, _, errOut = run(t, kc, "", "drift", "-n", "web") {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code != poolctl.ExitError {
+		t.Errorf("exit %d, want 2", code)
+	}
+	contains(t, "forbidden pods", errOut, `forbidden: cannot list pods in namespace "web"`, `User "bob" cannot list resource "pods"`, "--clusterrole=poolguard-viewer")
 }
 
 // TestNotAvailable: an error that says what to do: Calico mode where

@@ -54,28 +54,50 @@ type DriftReport struct {
 // missing from the map is taken as one without labels or annotations)
 // and the pools.
 func Drift(pods []Pod, namespaces map[string]policy.Namespace, ix *policy.Index, rules policy.Rules) DriftReport {
-	out := DriftReport{Findings: []Finding{}}
+	d := newDrifter(namespaces, ix, rules)
 	for _, pod := range pods {
-		switch {
-		case pod.HostNetwork:
-			out.HostNetwork++
-			continue
-		case pod.Finished:
-			out.Finished++
-			continue
-		}
-		out.Checked++
-		ns, ok := namespaces[pod.Namespace]
-		if !ok {
-			ns = policy.Namespace{Name: pod.Namespace}
-		}
-		out.Findings = append(out.Findings, Check(pod, ns, ix, rules)...)
+		d.add(pod)
 	}
-	slices.SortStableFunc(out.Findings, func(a, b Finding) int {
+	return d.report()
+}
+
+// drifter builds a DriftReport one pod at a time, so that drift -A can
+// check each page of pods as it arrives instead of holding them all.
+type drifter struct {
+	namespaces map[string]policy.Namespace
+	checker    *checker
+	out        DriftReport
+}
+
+func newDrifter(namespaces map[string]policy.Namespace, ix *policy.Index, rules policy.Rules) *drifter {
+	return &drifter{namespaces: namespaces, checker: newChecker(ix, rules), out: DriftReport{Findings: []Finding{}}}
+}
+
+// add checks one pod, or counts it as skipped.
+func (d *drifter) add(pod Pod) {
+	switch {
+	case pod.HostNetwork:
+		d.out.HostNetwork++
+		return
+	case pod.Finished:
+		d.out.Finished++
+		return
+	}
+	d.out.Checked++
+	ns, ok := d.namespaces[pod.Namespace]
+	if !ok {
+		ns = policy.Namespace{Name: pod.Namespace}
+	}
+	d.out.Findings = d.checker.check(d.out.Findings, pod, ns)
+}
+
+// report returns the findings so far, sorted.
+func (d *drifter) report() DriftReport {
+	slices.SortStableFunc(d.out.Findings, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Pod, b.Pod),
 			cmp.Compare(kindOrder[a.Kind], kindOrder[b.Kind]), cmp.Compare(a.Family, b.Family))
 	})
-	return out
+	return d.out
 }
 
 // Check returns what drift reports about one pod.
@@ -83,38 +105,7 @@ func Check(pod Pod, ns policy.Namespace, ix *policy.Index, rules policy.Rules) [
 	if pod.HostNetwork {
 		return nil
 	}
-	var out []Finding
-	add := func(kind Kind, fam, format string, args ...any) {
-		out = append(out, Finding{Namespace: pod.Namespace, Pod: pod.Name, Kind: kind, Family: fam, Detail: fmt.Sprintf(format, args...)})
-	}
-	frozen, err := rules.ReadFrozen(ns.Name, pod.Annotations)
-	var fp *policy.Frozen
-	if err != nil {
-		add(KindUnfrozen, "", "%v (%s)", err, unfrozenWhy(ns, rules))
-	} else {
-		fp = &frozen
-		now := rules.Freeze(recreated(pod.Annotations, fp), ns, ix, nil)
-		subject := policy.Subject{Namespace: ns, NodeLabels: pod.NodeLabels}
-		for _, fam := range policy.Families {
-			if d := differs(fam, frozen, now); d != "" {
-				add(KindDrift, fam.String(), "%s", d)
-			}
-			if frozen.Value(fam) == nil {
-				continue
-			}
-			for _, v := range familyPools(fam, frozen, subject, ix, rules, &frozen.Provenance).Pools {
-				if !v.Allowed {
-					add(KindStale, fam.String(), "pool %q can no longer serve the pod: %s", v.Ref, v.Why)
-				}
-			}
-		}
-	}
-	for _, a := range addressVerdicts(pod, fp, ns, ix) {
-		if !a.Expected {
-			add(KindAddress, familyOf(a.IP), "%s", a.Why)
-		}
-	}
-	return out
+	return newChecker(ix, rules).check(nil, pod, ns)
 }
 
 // unfrozenWhy says how a pod without a valid provenance came to be, what

@@ -21,7 +21,7 @@ var (
 	tempDir string
 )
 
-func controlPlane(t *testing.T) *harness.Env {
+func controlPlane(t testing.TB) *harness.Env {
 	t.Helper()
 	envOnce.Do(func() {
 		if tempDir, envErr = os.MkdirTemp("", "kubectl-poolguard-test-"); envErr != nil {

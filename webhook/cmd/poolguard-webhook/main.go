@@ -147,6 +147,9 @@ func run() error {
 		// back to the in-cluster service account's namespace.
 		LeaderElectionNamespace: os.Getenv("POD_NAMESPACE"),
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: port, CertDir: certDir, TLSOpts: webhookTLS}),
+		// Lean caches: no managedFields anywhere, and of pods and nodes
+		// only what their readers use (see the function).
+		Cache: allocatorcontroller.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
