@@ -59,13 +59,18 @@ func parallel(ctx context.Context, n, workers int, progress func(done int), fn f
 // transiently (timeouts, 429, 5xx, and a webhook whose informer has not
 // seen a namespace or pool yet).
 func retryCreate(ctx context.Context, c client.Client, obj client.Object) error {
+	return retry(ctx, 30, func() error { return c.Create(ctx, obj) }, apierrors.IsAlreadyExists, transient)
+}
+
+// retry calls fn until it succeeds or fails with done (which counts as
+// success), backing off while it fails with again, at most tries times.
+func retry(ctx context.Context, tries int, fn func() error, done, again func(error) bool) error {
 	var err error
-	for try := 0; try < 30; try++ {
-		err = c.Create(ctx, obj)
-		if err == nil || apierrors.IsAlreadyExists(err) {
+	for try := 0; try < tries; try++ {
+		if err = fn(); err == nil || done(err) {
 			return nil
 		}
-		if !transient(err) {
+		if !again(err) {
 			return err
 		}
 		select {
@@ -213,21 +218,9 @@ func Populate(ctx context.Context, c client.Client, store kubestore.Store, s Sha
 
 // retryStore retries the allocator store's transient failures.
 func retryStore(ctx context.Context, fn func() error) error {
-	var err error
-	for try := 0; try < 20; try++ {
-		if err = fn(); err == nil || errors.Is(err, allocator.ErrExists) {
-			return nil
-		}
-		if !errors.Is(err, allocator.ErrUnavailable) && !errors.Is(err, allocator.ErrBusy) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(try+1) * 200 * time.Millisecond):
-		}
-	}
-	return err
+	return retry(ctx, 20, fn, func(err error) bool { return errors.Is(err, allocator.ErrExists) }, func(err error) bool {
+		return errors.Is(err, allocator.ErrUnavailable) || errors.Is(err, allocator.ErrBusy)
+	})
 }
 
 // allocate runs the allocation engine for every population pod against
