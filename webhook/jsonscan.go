@@ -284,6 +284,31 @@ func (s *jsonScanner) readString(dst *string, field string) error {
 	return s.typeError(field, "a string")
 }
 
+// readObject reads the object at the scanner's position member by
+// member: member gets each key, with the scanner at its value, and must
+// consume the value. null reads as nothing (null is true); any other value
+// is a type error naming field.
+func (s *jsonScanner) readObject(field string, member func(key []byte) error) (null bool, err error) {
+	switch s.peek() {
+	case 'n':
+		return true, s.literal("null")
+	case '{':
+	default:
+		return false, s.typeError(field, "an object")
+	}
+	more, err := s.openObject()
+	for err == nil && more {
+		var key []byte
+		if key, err = s.key(); err != nil {
+			break
+		}
+		if err = member(key); err == nil {
+			more, err = s.nextMember()
+		}
+	}
+	return false, err
+}
+
 // readBool decodes the value at the scanner's position into dst: true or
 // false sets it, null leaves it, anything else is a type error.
 func (s *jsonScanner) readBool(dst *bool, field string) error {

@@ -76,28 +76,19 @@ func decodePodView(raw []byte) (podView, error) {
 	// The scheme's decoder reads apiVersion and kind with encoding/json,
 	// which matches keys case-insensitively, before decoding the pod.
 	var apiVersion, kind string
-	more, err := s.openObject()
-	for err == nil && more {
-		var key []byte
-		if key, err = s.key(); err != nil {
-			break
-		}
+	_, err := s.readObject("", func(key []byte) error {
 		switch {
 		case string(key) == "metadata":
-			err = v.readMetadata(&s)
+			return v.readMetadata(&s)
 		case string(key) == "spec":
-			err = v.readSpec(&s)
+			return v.readSpec(&s)
 		case bytes.EqualFold(key, keyAPIVersion):
-			err = s.readString(&apiVersion, "apiVersion")
+			return s.readString(&apiVersion, "apiVersion")
 		case bytes.EqualFold(key, keyKind):
-			err = s.readString(&kind, "kind")
-		default:
-			err = s.skip(1)
+			return s.readString(&kind, "kind")
 		}
-		if err == nil {
-			more, err = s.nextMember()
-		}
-	}
+		return s.skip(1)
+	})
 	if err == nil {
 		err = s.end()
 	}
@@ -134,35 +125,19 @@ func checkPodKind(apiVersion, kind string) error {
 // readMetadata reads the pod's metadata, merging into what an earlier
 // metadata member set, as encoding/json does.
 func (v *podView) readMetadata(s *jsonScanner) error {
-	switch s.peek() {
-	case 'n':
-		return s.literal("null")
-	case '{':
-	default:
-		return s.typeError("metadata", "an object")
-	}
-	more, err := s.openObject()
-	for err == nil && more {
-		var key []byte
-		if key, err = s.key(); err != nil {
-			break
-		}
+	_, err := s.readObject("metadata", func(key []byte) error {
 		switch string(key) {
 		case "name":
-			err = s.readString(&v.Name, "metadata.name")
+			return s.readString(&v.Name, "metadata.name")
 		case "generateName":
-			err = s.readString(&v.GenerateName, "metadata.generateName")
+			return s.readString(&v.GenerateName, "metadata.generateName")
 		case "namespace":
-			err = s.readString(&v.Namespace, "metadata.namespace")
+			return s.readString(&v.Namespace, "metadata.namespace")
 		case "annotations":
-			err = v.readAnnotations(s)
-		default:
-			err = s.skip(2)
+			return v.readAnnotations(s)
 		}
-		if err == nil {
-			more, err = s.nextMember()
-		}
-	}
+		return s.skip(2)
+	})
 	return err
 }
 
@@ -170,65 +145,39 @@ func (v *podView) readMetadata(s *jsonScanner) error {
 // adds its members to those an earlier member set, and a null value is
 // the empty string, as encoding/json does.
 func (v *podView) readAnnotations(s *jsonScanner) error {
-	switch s.peek() {
-	case 'n':
-		v.Annotations = nil
-		return s.literal("null")
-	case '{':
-	default:
-		return s.typeError("metadata.annotations", "an object")
-	}
-	if v.Annotations == nil {
+	if s.peek() == '{' && v.Annotations == nil {
 		v.Annotations = map[string]string{}
 	}
-	more, err := s.openObject()
-	for err == nil && more {
-		var key []byte
-		if key, err = s.key(); err != nil {
-			break
-		}
+	null, err := s.readObject("metadata.annotations", func(key []byte) error {
 		k := string(key)
 		var val string
 		switch s.peek() {
 		case '"', 'n':
-			err = s.readString(&val, "")
+			if err := s.readString(&val, ""); err != nil {
+				return err
+			}
 		default:
-			err = s.typeError(fmt.Sprintf("metadata.annotations[%q]", k), "a string")
+			return s.typeError(fmt.Sprintf("metadata.annotations[%q]", k), "a string")
 		}
-		if err == nil {
-			v.Annotations[k] = val
-			more, err = s.nextMember()
-		}
+		v.Annotations[k] = val
+		return nil
+	})
+	if null {
+		v.Annotations = nil
 	}
 	return err
 }
 
 // readSpec reads the two fields of the pod's spec that poolguard reads.
 func (v *podView) readSpec(s *jsonScanner) error {
-	switch s.peek() {
-	case 'n':
-		return s.literal("null")
-	case '{':
-	default:
-		return s.typeError("spec", "an object")
-	}
-	more, err := s.openObject()
-	for err == nil && more {
-		var key []byte
-		if key, err = s.key(); err != nil {
-			break
-		}
+	_, err := s.readObject("spec", func(key []byte) error {
 		switch string(key) {
 		case "hostNetwork":
-			err = s.readBool(&v.HostNetwork, "spec.hostNetwork")
+			return s.readBool(&v.HostNetwork, "spec.hostNetwork")
 		case "nodeName":
-			err = s.readString(&v.NodeName, "spec.nodeName")
-		default:
-			err = s.skip(2)
+			return s.readString(&v.NodeName, "spec.nodeName")
 		}
-		if err == nil {
-			more, err = s.nextMember()
-		}
-	}
+		return s.skip(2)
+	})
 	return err
 }

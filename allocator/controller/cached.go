@@ -43,16 +43,7 @@ func cachedObjects[T any, PT interface {
 			return nil, err
 		}
 		if s, ok := inf.(storeOwner); ok {
-			items := s.GetStore().List()
-			out := make([]PT, len(items))
-			for i, x := range items {
-				o, ok := x.(PT)
-				if !ok {
-					return nil, fmt.Errorf("%w: the cache of %T holds a %T", errUnexpected, obj, x)
-				}
-				out[i] = o
-			}
-			return out, nil
+			return typed[PT](s.GetStore().List(), obj)
 		}
 	}
 	if err := r.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
@@ -62,11 +53,16 @@ func cachedObjects[T any, PT interface {
 	if err != nil {
 		return nil, err
 	}
+	return typed[PT](items, obj)
+}
+
+// typed asserts that every item is a PT, the kind of obj.
+func typed[PT any, X any](items []X, obj any) ([]PT, error) {
 	out := make([]PT, len(items))
 	for i, x := range items {
-		o, ok := x.(PT)
+		o, ok := any(x).(PT)
 		if !ok {
-			return nil, fmt.Errorf("%w: a %T list holds a %T", errUnexpected, list, x)
+			return nil, fmt.Errorf("%w: a list of %T holds a %T", errUnexpected, obj, x)
 		}
 		out[i] = o
 	}

@@ -16,9 +16,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"poolguard.dev/poolguard/allocator/kubestore"
 	apiv1alpha1 "poolguard.dev/poolguard/api/v1alpha1"
@@ -64,7 +62,7 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "stopping control plane:", err)
 		}
 	}()
-	kubeconfig, err = writeKubeconfig(env.Env, dir)
+	kubeconfig, _, err = harness.AdminKubeconfig(env.Env, "poolguard-ipam", dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -77,20 +75,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// writeKubeconfig writes an admin kubeconfig for the plugin.
-func writeKubeconfig(te *envtest.Environment, dir string) (string, error) {
-	u, err := te.AddUser(envtest.User{Name: "poolguard-ipam", Groups: []string{"system:masters"}}, &rest.Config{QPS: -1})
-	if err != nil {
-		return "", err
-	}
-	b, err := u.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(dir, "kubeconfig")
-	return p, os.WriteFile(p, b, 0o600)
 }
 
 // networkName is the CNI network's name in netConf (part of a claim's ID).

@@ -60,7 +60,7 @@ type CPU struct {
 
 // Sample reads the processes' CPU times.
 func (p Processes) Sample() CPU {
-	return CPU{APIServer: cpuOf(p.APIServer), Etcd: cpuOf(p.Etcd), Self: cpuOf(os.Getpid())}
+	return CPU{APIServer: CPUOf(p.APIServer), Etcd: CPUOf(p.Etcd), Self: CPUOf(os.Getpid())}
 }
 
 // Settle waits, up to max, until the API server and etcd use less than a
@@ -84,8 +84,8 @@ func (c CPU) Sub(o CPU) CPU {
 	return CPU{APIServer: c.APIServer - o.APIServer, Etcd: c.Etcd - o.Etcd, Self: c.Self - o.Self}
 }
 
-// cpuOf returns a process's user+system time, 0 when it cannot be read.
-func cpuOf(pid int) time.Duration {
+// CPUOf returns a process's user+system time, 0 when it cannot be read.
+func CPUOf(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0

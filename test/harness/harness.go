@@ -338,3 +338,20 @@ func Client(cfg *rest.Config) (client.Client, error) {
 	}
 	return client.New(cfg, client.Options{Scheme: scheme})
 }
+
+// AdminKubeconfig writes dir/kubeconfig for a cluster administrator named
+// name (group system:masters) without client-side rate limits, as the
+// node plugin, the webhook binary and the kubectl plugin run in tests, and
+// returns its path and its configuration.
+func AdminKubeconfig(te *envtest.Environment, name, dir string) (string, *rest.Config, error) {
+	u, err := te.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, &rest.Config{QPS: -1})
+	if err != nil {
+		return "", nil, err
+	}
+	b, err := u.KubeConfig()
+	if err != nil {
+		return "", nil, err
+	}
+	p := filepath.Join(dir, "kubeconfig")
+	return p, u.Config(), os.WriteFile(p, b, 0o600)
+}

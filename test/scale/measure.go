@@ -25,6 +25,7 @@ import (
 	"poolguard.dev/poolguard/cmd/kubectl-poolguard/poolctl"
 	"poolguard.dev/poolguard/policy"
 	"poolguard.dev/poolguard/pools/source"
+	"poolguard.dev/poolguard/test/bench"
 	"poolguard.dev/poolguard/webhook"
 )
 
@@ -179,7 +180,7 @@ func (p *Probe) admit(ctx context.Context, phase string, m *Measures) ([]*corev1
 		return nil, err
 	}
 	m.AdmitRate = float64(p.AdmitPods) / time.Since(start).Seconds()
-	m.AdmitP50, m.AdmitP99 = percentile(lat, 0.5), percentile(lat, 0.99)
+	m.AdmitP50, m.AdmitP99 = bench.Percentile(lat, 0.5), bench.Percentile(lat, 0.99)
 	after, err := p.Follower.Metrics(ctx)
 	if err != nil {
 		return nil, err
@@ -232,7 +233,7 @@ func (p *Probe) adds(ctx context.Context, pods []*corev1.Pod, m *Measures) ([]st
 	if len(lat) == 0 {
 		return nil, fmt.Errorf("no ADD ran")
 	}
-	m.AddP50, m.AddP99 = percentile(lat, 0.5), percentile(lat, 0.99)
+	m.AddP50, m.AddP99 = bench.Percentile(lat, 0.5), bench.Percentile(lat, 0.99)
 	return addrs, nil
 }
 
@@ -250,7 +251,7 @@ func (p *Probe) inProcess(ctx context.Context, m *Measures, pop *Population) err
 		}
 		ix = append(ix, time.Since(t))
 	}
-	m.IndexRebuild = percentile(ix, 0.5)
+	m.IndexRebuild = bench.Percentile(ix, 0.5)
 
 	if _, err := p.Sweeper.Sweep(ctx); err != nil { // warms the informers
 		return fmt.Errorf("sweep: %w", err)
@@ -291,7 +292,7 @@ func (p *Probe) inProcess(ctx context.Context, m *Measures, pop *Population) err
 			}
 			ds = append(ds, time.Since(t))
 		}
-		return percentile(ds, 0.5), nil
+		return bench.Percentile(ds, 0.5), nil
 	}
 	var err error
 	if m.Status, err = status(probePool); err != nil {
@@ -363,17 +364,6 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// percentile returns the q-quantile (nearest rank) of ds.
-func percentile(ds []time.Duration, q float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(s))+0.5) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
 // controls measures the API server alone: pod creates where no webhook is
 // called (an opted-out namespace), a GET of a pod and a list of every
 // IPPool from the watch cache, as the plugin reads them.
@@ -405,7 +395,7 @@ func (p *Probe) controls(ctx context.Context, phase string, m *Measures) error {
 	if err != nil {
 		return err
 	}
-	m.BareP50, m.BareP99 = percentile(lat, 0.5), percentile(lat, 0.99)
+	m.BareP50, m.BareP99 = bench.Percentile(lat, 0.5), bench.Percentile(lat, 0.99)
 	var gets, lists []time.Duration
 	for i := 0; i < 21; i++ {
 		var pm metav1.PartialObjectMetadata
@@ -422,7 +412,7 @@ func (p *Probe) controls(ctx context.Context, phase string, m *Measures) error {
 		}
 		lists = append(lists, time.Since(t))
 	}
-	m.GetPod, m.ListPools = percentile(gets, 0.5), percentile(lists, 0.5)
+	m.GetPod, m.ListPools = bench.Percentile(gets, 0.5), bench.Percentile(lists, 0.5)
 	return nil
 }
 
@@ -430,21 +420,13 @@ func (p *Probe) controls(ctx context.Context, phase string, m *Measures) error {
 // of it, scaled to a minute, and the leader's garbage collection sweeps
 // in that window (its poolguard_gc_sweep_duration_seconds).
 func (p *Probe) idle(m *Measures) error {
-	f0, err := p.Follower.CPU()
-	if err != nil {
-		return err
-	}
-	l0, err := p.Leader.CPU()
-	if err != nil {
-		return err
-	}
+	f0, l0 := p.Follower.CPU(), p.Leader.CPU()
 	before, err := p.Leader.Metrics(context.Background())
 	if err != nil {
 		return err
 	}
 	time.Sleep(p.Idle)
-	f1, _ := p.Follower.CPU()
-	l1, _ := p.Leader.CPU()
+	f1, l1 := p.Follower.CPU(), p.Leader.CPU()
 	// The leader's own sweeps at this size: those of the quiet window.
 	if after, err := p.Leader.Metrics(context.Background()); err == nil {
 		s0, c0 := histogram(before, "poolguard_gc_sweep_duration_seconds", "", "")

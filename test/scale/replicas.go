@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"poolguard.dev/poolguard/test/bench"
 	"poolguard.dev/poolguard/test/chartwebhook"
 	"poolguard.dev/poolguard/test/harness"
 )
@@ -164,31 +165,7 @@ func rssOf(pid int) (int64, error) {
 }
 
 // CPU returns the process's user+system CPU time.
-func (r *Replica) CPU() (time.Duration, error) { return processCPUOf(r.cmd.Process.Pid) }
-
-// cpuOf is processCPUOf, zero when unreadable.
-func cpuOf(pid int) time.Duration {
-	d, _ := processCPUOf(pid)
-	return d
-}
-
-// processCPUOf returns a process's user+system CPU time.
-func processCPUOf(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command's closing parenthesis: utime and stime are
-	// the 12th and 13th (fields 14 and 15 of stat(5)).
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * time.Second / 100, nil // USER_HZ
-}
+func (r *Replica) CPU() time.Duration { return bench.CPUOf(r.cmd.Process.Pid) }
 
 // Metrics scrapes the replica's metrics.
 func (r *Replica) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {

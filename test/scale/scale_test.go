@@ -15,10 +15,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"poolguard.dev/poolguard/allocator/controller"
@@ -84,7 +82,7 @@ func run(tb testing.TB, shape Shape, admitPods, adds int, idle time.Duration, af
 	if err := netlab.BuildPlugin(dir); err != nil {
 		tb.Fatal(err)
 	}
-	kubeconfig, cfg, err := adminKubeconfig(env.Env, dir)
+	kubeconfig, cfg, err := harness.AdminKubeconfig(env.Env, "scale-admin", dir)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -175,21 +173,6 @@ func run(tb testing.TB, shape Shape, admitPods, adds int, idle time.Duration, af
 	return pop, empty, full
 }
 
-// adminKubeconfig writes a kubeconfig of a cluster administrator, without
-// client-side rate limits, for the replicas, the plugin and the CLI.
-func adminKubeconfig(te *envtest.Environment, dir string) (string, *rest.Config, error) {
-	u, err := te.AddUser(envtest.User{Name: "scale-admin", Groups: []string{"system:masters"}}, &rest.Config{QPS: -1})
-	if err != nil {
-		return "", nil, err
-	}
-	b, err := u.KubeConfig()
-	if err != nil {
-		return "", nil, err
-	}
-	p := filepath.Join(dir, "kubeconfig")
-	return p, u.Config(), os.WriteFile(p, b, 0o600)
-}
-
 // waitLease waits until a replica holds the controllers' lease.
 func waitLease(ctx context.Context, c client.Client) error {
 	deadline := time.Now().Add(2 * time.Minute)
@@ -223,14 +206,9 @@ func settle(ctx context.Context, r client.Reader, claims int, leader *Replica, a
 		time.Sleep(time.Second)
 	}
 	for time.Now().Before(deadline) {
-		c0, err := leader.CPU()
-		if err != nil {
-			return err
-		}
-		a0 := cpuOf(apiserver)
+		c0, a0 := leader.CPU(), bench.CPUOf(apiserver)
 		time.Sleep(5 * time.Second)
-		c1, _ := leader.CPU()
-		if c1-c0 < 250*time.Millisecond && cpuOf(apiserver)-a0 < time.Second {
+		if leader.CPU()-c0 < 250*time.Millisecond && bench.CPUOf(apiserver)-a0 < time.Second {
 			return nil
 		}
 	}
